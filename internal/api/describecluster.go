@@ -1,0 +1,38 @@
+package api
+
+// DescribeCluster (key 60), versions 0–1.
+//   v0: brokers, controller, cluster id, authorized operations.  v1: endpoint type (1 = brokers;
+//   2 = controllers is refused with UNSUPPORTED_ENDPOINT_TYPE until a separate controller
+//   listener exists).
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(60, 0, 1, handleDescribeCluster) }
+
+func handleDescribeCluster(_ context.Context, h *Handlers, req *Request) (Response, error) {
+	r := req.Body.(*kmsg.DescribeClusterRequest)
+	resp := kmsg.NewPtrDescribeClusterResponse()
+	if req.Version >= 1 && r.EndpointType != 1 {
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		msg := "Poste serves broker endpoints only"
+		resp.ErrorMessage = &msg
+		return resp, nil
+	}
+	resp.EndpointType = 1
+	resp.ClusterID = h.Meta.Image().ClusterID()
+	resp.ControllerID = h.Config.NodeID
+	host, port := h.advertised(req.Conn.Listener)
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = h.Config.NodeID, host, port
+	resp.Brokers = append(resp.Brokers, b)
+	resp.ClusterAuthorizedOperations = notRequestedOps
+	if r.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOpsAll
+	}
+	return resp, nil
+}

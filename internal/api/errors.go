@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/poste-io/poste/internal/config"
+	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/partition"
+	"github.com/poste-io/poste/internal/record"
+	"github.com/poste-io/poste/internal/replica"
+)
+
+// errorTable maps each package's sentinel errors to the Kafka error a client receives. This
+// is the one place where internal errors become Kafka codes.
+var errorTable = []struct {
+	err  error
+	kerr *kerr.Error
+}{
+	{record.ErrCorrupt, kerr.CorruptMessage},
+	{record.ErrInvalidRecord, kerr.InvalidRecord},
+	{record.ErrInvalidTimestamp, kerr.InvalidTimestamp},
+	{record.ErrTooLarge, kerr.MessageTooLarge},
+	{record.ErrUnsupportedMagic, kerr.UnsupportedForMessageFormat},
+	{record.ErrUnsupportedCompression, kerr.UnsupportedCompressionType},
+
+	{partition.ErrStorage, kerr.KafkaStorageError},
+	{partition.ErrClosed, kerr.NotLeaderForPartition},
+	{partition.ErrTooManyBatches, kerr.InvalidRecord},
+	{partition.ErrOutOfOrderSeq, kerr.OutOfOrderSequenceNumber},
+	{partition.ErrInvalidEpoch, kerr.InvalidProducerEpoch},
+	{partition.ErrTimeout, kerr.RequestTimedOut},
+	{partition.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
+	{partition.ErrTransactionalSkip, kerr.TransactionalIDAuthorizationFailed},
+
+	{replica.ErrNotHosted, kerr.UnknownTopicOrPartition},
+
+	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
+	{controller.ErrInvalidTopic, kerr.InvalidTopicException},
+	{controller.ErrInvalidPartitions, kerr.InvalidPartitions},
+	{controller.ErrInvalidReplicationFactor, kerr.InvalidReplicationFactor},
+	{controller.ErrInvalidReplicaAssignment, kerr.InvalidReplicaAssignment},
+	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
+	{controller.ErrInvalidConfig, kerr.InvalidConfig},
+	{controller.ErrNotController, kerr.NotController},
+	{config.ErrInvalidConfig, kerr.InvalidConfig},
+}
+
+// errCode returns the Kafka error code for err (0 for nil); errors the table does not know are
+// UNKNOWN_SERVER_ERROR.
+func errCode(err error) int16 {
+	if err == nil {
+		return 0
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.kerr.Code
+		}
+	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
+	return kerr.UnknownServerError.Code
+}
+
+// errMessage returns the message to send beside an error code, or nil.
+func errMessage(err error) *string {
+	if err == nil {
+		return nil
+	}
+	s := err.Error()
+	return &s
+}

@@ -1,0 +1,52 @@
+package api
+
+import (
+	"log/slog"
+
+	"github.com/poste-io/poste/internal/config"
+	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/metadata"
+	"github.com/poste-io/poste/internal/replica"
+	"github.com/poste-io/poste/internal/txn"
+)
+
+// Deps are the services the handlers use; the broker builds them.
+type Deps struct {
+	Config      *config.Broker
+	Meta        *metadata.Store
+	Controller  *controller.Controller
+	Replicas    *replica.Manager
+	ProducerIDs *txn.ProducerIDs
+	Logger      *slog.Logger
+}
+
+// Handlers serves every registered API. It holds no mutable state of its own: each handler
+// reads the current metadata image and calls into the owning package, so it is safe for
+// concurrent use by every connection.
+type Handlers struct {
+	Deps
+	log *slog.Logger
+}
+
+// NewHandlers returns the request handlers over deps.
+func NewHandlers(d Deps) *Handlers {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return &Handlers{Deps: d, log: d.Logger}
+}
+
+// advertised returns the host and port clients should use for this broker, as seen from the
+// listener the request arrived on.
+func (h *Handlers) advertised(listener string) (string, int32) {
+	ls := h.Config.AdvertisedListeners
+	for _, l := range ls {
+		if l.Name == listener {
+			return l.Host, int32(l.Port)
+		}
+	}
+	if len(ls) > 0 {
+		return ls[0].Host, int32(ls[0].Port)
+	}
+	return "localhost", 9092
+}

@@ -1,0 +1,195 @@
+// Package broker wires a Poste broker together: it builds every service in dependency order,
+// starts them, and stops them in reverse. It holds no domain state of its own.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/poste-io/poste/internal/api"
+	"github.com/poste-io/poste/internal/config"
+	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/metadata"
+	"github.com/poste-io/poste/internal/replica"
+	"github.com/poste-io/poste/internal/server"
+	"github.com/poste-io/poste/internal/txn"
+	"github.com/poste-io/poste/internal/vfs"
+)
+
+// metadataDirName is where the metadata quorum keeps its log, in the first log dir (Kafka's
+// name for the same thing). It holds no partition.metadata file, so it is never taken for a
+// partition.
+const metadataDirName = "__cluster_metadata-0"
+
+// Broker is a running broker. Start and Shutdown are called by one goroutine.
+type Broker struct {
+	cfg      *config.Broker
+	log      *slog.Logger
+	locks    []*os.File
+	store    *metadata.Store
+	ctrl     *controller.Controller
+	replicas *replica.Manager
+	srv      *server.Server
+	addrs    []net.Addr
+}
+
+// Start opens the data directories, replays the metadata, opens the hosted partitions and
+// starts listening. Listeners on port 0 get a free port, advertised as such.
+func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
+	if lg == nil {
+		lg = slog.Default()
+	}
+	b = &Broker{log: lg}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	for _, d := range cfg.LogDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("log dir %s: %w", d, err)
+		}
+		f, err := lockDir(d)
+		if err != nil {
+			return nil, err
+		}
+		b.locks = append(b.locks, f)
+	}
+
+	// Bind first: a port conflict should fail before any state is touched, and the actual
+	// ports of ":0" listeners must be known to advertise them.
+	var lns []net.Listener
+	adv := append([]config.Listener(nil), cfg.AdvertisedListeners...)
+	for _, l := range cfg.Listeners {
+		ln, err := net.Listen("tcp", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
+		if err != nil {
+			for _, o := range lns {
+				o.Close()
+			}
+			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		lns = append(lns, ln)
+		b.addrs = append(b.addrs, ln.Addr())
+		port := ln.Addr().(*net.TCPAddr).Port
+		for i := range adv {
+			if adv[i].Name == l.Name && adv[i].Port == 0 {
+				adv[i].Port = port
+			}
+		}
+	}
+	c := *cfg
+	c.AdvertisedListeners = adv
+	b.cfg = &c
+
+	metaDir := filepath.Join(cfg.LogDirs[0], metadataDirName)
+	b.store, err = metadata.Open(metadata.StoreConfig{Dir: metaDir, NodeID: cfg.NodeID, Logger: lg.With("component", "metadata")})
+	if err != nil {
+		for _, o := range lns {
+			o.Close()
+		}
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	b.ctrl = controller.New(b.store, controller.Options{
+		NodeID:                   cfg.NodeID,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		ValidateTopicConfigs:     config.ValidateTopicConfigs,
+		ClusterID:                cfg.ClusterID,
+	})
+	ctx := context.Background()
+	if err := b.ctrl.RegisterBroker(ctx, registration(b.cfg)); err != nil {
+		for _, o := range lns {
+			o.Close()
+		}
+		return nil, fmt.Errorf("registering broker: %w", err)
+	}
+	b.replicas = replica.New(cfg.NodeID, b.cfg, vfs.Default, lg.With("component", "replica"))
+	b.store.Watch(b.replicas.Apply)
+
+	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
+		return b.ctrl.AllocateProducerIDs(ctx, cfg.NodeID, n)
+	})
+	h := api.NewHandlers(api.Deps{
+		Config:      b.cfg,
+		Meta:        b.store,
+		Controller:  b.ctrl,
+		Replicas:    b.replicas,
+		ProducerIDs: pids,
+		Logger:      lg,
+	})
+	b.srv = server.New(server.Config{MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: lg.With("component", "server")}, h)
+	for i, ln := range lns {
+		b.srv.Serve(cfg.Listeners[i].Name, ln)
+		lg.Info("listening", "listener", cfg.Listeners[i].Name, "addr", ln.Addr().String())
+	}
+	lg.Info("broker started", "node.id", cfg.NodeID, "cluster.id", b.store.Image().ClusterID(), "log.dirs", cfg.LogDirs)
+	return b, nil
+}
+
+func registration(cfg *config.Broker) metadata.RegisterBrokerRecord {
+	r := metadata.RegisterBrokerRecord{BrokerID: cfg.NodeID}
+	for _, l := range cfg.AdvertisedListeners {
+		r.Endpoints = append(r.Endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port)})
+	}
+	return r
+}
+
+// Addrs returns the bound address of each listener, in configuration order.
+func (b *Broker) Addrs() []net.Addr { return b.addrs }
+
+// Config returns the effective configuration (advertised ports resolved).
+func (b *Broker) Config() *config.Broker { return b.cfg }
+
+// Shutdown answers the requests already read, then flushes and closes every log and the
+// metadata store. If ctx expires, connections are cut but logs are still closed cleanly.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	var errs []error
+	if b.srv != nil {
+		if err := b.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("server: %w", err))
+		}
+	}
+	errs = append(errs, b.close())
+	b.log.Info("broker stopped")
+	return errors.Join(errs...)
+}
+
+func (b *Broker) close() error {
+	var errs []error
+	if b.replicas != nil {
+		if err := b.replicas.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("partitions: %w", err))
+		}
+	}
+	if b.store != nil {
+		if err := b.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("metadata: %w", err))
+		}
+	}
+	for _, f := range b.locks {
+		f.Close()
+	}
+	b.locks = nil
+	return errors.Join(errs...)
+}
+
+// lockDir takes an exclusive lock on a log dir so two brokers never share one.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("log dir %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("log dir %s is in use by another process: %w", dir, err)
+	}
+	return f, nil
+}

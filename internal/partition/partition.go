@@ -1,0 +1,408 @@
+// Package partition is one partition as its leader serves it: the log plus the state Kafka
+// keeps beside it — leader epoch, high watermark, producer state for idempotence — and the
+// waiting of produce acks and fetch long polls on that state.
+package partition
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	plog "github.com/poste-io/poste/internal/log"
+	"github.com/poste-io/poste/internal/record"
+)
+
+// FlushPolicy is log.flush.policy: when appended data is fsynced, and so when it counts as
+// committed (acknowledged, visible to consumers).
+type FlushPolicy int8
+
+const (
+	// FlushAlways fsyncs every append before it is acknowledged or visible; a flusher
+	// goroutine per partition groups all appends that arrive during one fsync (group commit).
+	FlushAlways FlushPolicy = iota
+	// FlushInterval acknowledges on write and fsyncs every FlushInterval.
+	FlushInterval
+	// FlushNever leaves writing back to the operating system.
+	FlushNever
+)
+
+// Errors a caller maps to Kafka codes (internal/api does).
+var (
+	ErrStorage           = errors.New("storage error")            // KAFKA_STORAGE_ERROR
+	ErrClosed            = errors.New("partition closed")         // NOT_LEADER_OR_FOLLOWER
+	ErrTooManyBatches    = errors.New("more than one batch")      // INVALID_RECORD
+	ErrOutOfOrderSeq     = errors.New("out of order sequence")    // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidEpoch      = errors.New("invalid producer epoch")   // INVALID_PRODUCER_EPOCH
+	ErrTimeout           = errors.New("timed out")                // REQUEST_TIMED_OUT
+	ErrOffsetOutOfRange  = plog.ErrOffsetOutOfRange               // OFFSET_OUT_OF_RANGE
+	ErrTransactionalSkip = errors.New("transactions unsupported") // until transactions land
+)
+
+// Config is a partition's configuration, derived from its topic's effective configs.
+type Config struct {
+	Log           plog.Options
+	Validate      record.ValidateConfig // NowMs is filled per append
+	FlushPolicy   FlushPolicy
+	FlushInterval time.Duration
+	Logger        *slog.Logger
+}
+
+// Partition is one hosted partition.
+//
+// Invariants:
+//   - Offsets are assigned and batches appended under mu, in one order; the log's end offset
+//     only grows except through Truncate (not yet used on a single node).
+//   - hw (the high watermark) never exceeds the log end offset, never decreases, and lies on a
+//     batch boundary. Under FlushAlways it is the durable end offset: nothing is acknowledged
+//     or visible to consumers before it is on disk.
+//   - Once failed is set (an I/O error on append or fsync) it stays set; every later append and
+//     every waiter gets ErrStorage, the data below hw stays readable.
+//
+// All methods are safe for concurrent use. Append holds mu for offset assignment and the write
+// only; fsync runs on the flusher goroutine without mu, so appends keep flowing during it.
+type Partition struct {
+	Topic string
+	ID    [16]byte
+	Index int32
+
+	cfg Config
+	log *plog.Log
+	lg  *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		leaderEpoch int32
+		producers   map[int64]*producerEntry
+	}
+
+	hw     atomic.Int64
+	failed atomic.Bool
+
+	wmu      sync.Mutex
+	watchers []chan struct{} // signalled and cleared whenever hw moves or the partition fails
+
+	flushReq chan struct{}
+	closing  chan struct{}
+	done     chan struct{}
+	closeMu  sync.Once
+}
+
+// Open opens (recovering) the partition's log in dir and starts its flusher.
+func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Config) (*Partition, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lg := cfg.Logger.With("topic", topic, "partition", index)
+	cfg.Log.Logger = lg
+	l, err := plog.Open(dir, cfg.Log)
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	p := &Partition{Topic: topic, ID: id, Index: index, cfg: cfg, log: l, lg: lg,
+		flushReq: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+	p.mu.leaderEpoch = leaderEpoch
+	p.mu.producers = make(map[int64]*producerEntry)
+	// Everything that survived recovery is on disk: it is committed.
+	p.hw.Store(l.EndOffset())
+	if err := p.rebuildProducers(); err != nil {
+		l.Close()
+		return nil, err
+	}
+	go p.flusher()
+	return p, nil
+}
+
+// AppendResult is the outcome of one append.
+type AppendResult struct {
+	BaseOffset, LastOffset int64
+	LogAppendTime          int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset         int64
+	Duplicate              bool // a retried idempotent batch: offsets are the original ones
+}
+
+// Append validates a produce payload for this partition, assigns its offsets and appends it.
+// The payload is modified in place (base offset, leader epoch, log-append time). The append is
+// not yet durable: wait with AwaitCommitted(res.LastOffset+1, …).
+func (p *Partition) Append(data []byte) (AppendResult, error) {
+	res := AppendResult{LogAppendTime: -1}
+	if p.failed.Load() {
+		return res, ErrStorage
+	}
+	var infos [1]record.BatchInfo
+	vcfg := p.cfg.Validate
+	now := time.Now()
+	if p.cfg.Log.Now != nil {
+		now = p.cfg.Log.Now()
+	}
+	vcfg.NowMs = now.UnixMilli()
+	bs, err := record.Validate(infos[:0], data, &vcfg)
+	if err != nil {
+		return res, err
+	}
+	if len(bs) != 1 {
+		// Kafka accepts exactly one batch per partition from a client (v3+ produce).
+		return res, ErrTooManyBatches
+	}
+	h := &bs[0].Header
+	if h.IsTransactional() {
+		return res, ErrTransactionalSkip
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pe *producerEntry
+	if h.ProducerID >= 0 {
+		pe = p.mu.producers[h.ProducerID]
+		switch chk, dup := pe.check(h); chk {
+		case seqDuplicate:
+			return AppendResult{BaseOffset: dup.baseOffset, LastOffset: dup.lastOffset,
+				LogAppendTime: dup.timestamp, LogStartOffset: p.log.StartOffset(), Duplicate: true}, nil
+		case seqOutOfOrder:
+			return res, ErrOutOfOrderSeq
+		case seqFencedEpoch:
+			return res, ErrInvalidEpoch
+		}
+	}
+	base := p.log.EndOffset()
+	record.SetBaseOffset(data, base)
+	record.SetPartitionLeaderEpoch(data, p.mu.leaderEpoch)
+	if vcfg.TimestampType == record.LogAppendTime {
+		res.LogAppendTime = vcfg.NowMs
+		record.SetLogAppendTime(data, vcfg.NowMs)
+	}
+	if err := p.log.Append(data); err != nil {
+		p.fail(err)
+		return res, ErrStorage
+	}
+	res.BaseOffset = base
+	res.LastOffset = base + int64(h.LastOffsetDelta)
+	res.LogStartOffset = p.log.StartOffset()
+	if h.ProducerID >= 0 {
+		if pe == nil {
+			pe = &producerEntry{epoch: h.ProducerEpoch}
+			p.mu.producers[h.ProducerID] = pe
+		}
+		pe.record(h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
+			baseOffset: res.BaseOffset, lastOffset: res.LastOffset, timestamp: res.LogAppendTime}, vcfg.NowMs)
+	}
+	if p.cfg.FlushPolicy == FlushAlways {
+		select {
+		case p.flushReq <- struct{}{}:
+		default: // a flush is already pending; it will cover this append
+		}
+	} else {
+		p.advanceHW(res.LastOffset + 1)
+	}
+	return res, nil
+}
+
+// fail marks the partition failed after an I/O error and wakes every waiter.
+func (p *Partition) fail(err error) {
+	if p.failed.CompareAndSwap(false, true) {
+		p.lg.Error("partition storage failed; it answers KAFKA_STORAGE_ERROR until restarted", "err", err)
+	}
+	p.notify()
+}
+
+// flusher fsyncs the log: under FlushAlways whenever appends are pending, grouping every
+// append that arrived during the previous fsync into the next one; otherwise on a timer.
+func (p *Partition) flusher() {
+	defer close(p.done)
+	var tick <-chan time.Time
+	if p.cfg.FlushPolicy == FlushInterval && p.cfg.FlushInterval > 0 {
+		t := time.NewTicker(p.cfg.FlushInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-p.flushReq:
+		case <-tick:
+		case <-p.closing:
+			return
+		}
+		if p.failed.Load() {
+			continue
+		}
+		durable, err := p.log.Sync()
+		if err != nil {
+			p.fail(err)
+			continue
+		}
+		if p.cfg.FlushPolicy == FlushAlways {
+			p.advanceHW(durable)
+		}
+	}
+}
+
+// advanceHW moves the high watermark forward to off and wakes the waiters.
+func (p *Partition) advanceHW(off int64) {
+	for {
+		cur := p.hw.Load()
+		if off <= cur {
+			return
+		}
+		if p.hw.CompareAndSwap(cur, off) {
+			break
+		}
+	}
+	p.notify()
+}
+
+func (p *Partition) notify() {
+	p.wmu.Lock()
+	ws := p.watchers
+	p.watchers = nil
+	p.wmu.Unlock()
+	for _, ch := range ws {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Watch registers ch (buffered, capacity ≥ 1) to be signalled once, the next time the high
+// watermark moves or the partition fails. Callers re-check their condition after
+// registering, then wait, then re-register: no wakeup is lost.
+func (p *Partition) Watch(ch chan struct{}) {
+	p.wmu.Lock()
+	p.watchers = append(p.watchers, ch)
+	p.wmu.Unlock()
+}
+
+// AwaitCommitted waits until the high watermark reaches off (everything below off is
+// committed), the partition fails, or deadline passes.
+func (p *Partition) AwaitCommitted(off int64, deadline time.Time) error {
+	var ch chan struct{}
+	var timer *time.Timer
+	for {
+		if p.hw.Load() >= off {
+			return nil
+		}
+		if p.failed.Load() {
+			return ErrStorage
+		}
+		if ch == nil {
+			ch = make(chan struct{}, 1)
+			d := time.Until(deadline)
+			if d <= 0 {
+				return ErrTimeout
+			}
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+			p.Watch(ch)
+			continue // re-check after registering
+		}
+		select {
+		case <-ch:
+			p.Watch(ch)
+		case <-timer.C:
+			if p.hw.Load() >= off {
+				return nil
+			}
+			return ErrTimeout
+		case <-p.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// HighWatermark returns the offset below which records are committed.
+func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
+
+// LastStableOffset is the high watermark until transactions exist.
+func (p *Partition) LastStableOffset() int64 { return p.hw.Load() }
+
+// LogStartOffset returns the first offset still in the log.
+func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
+
+// LogEndOffset returns the next offset to be assigned.
+func (p *Partition) LogEndOffset() int64 { return p.log.EndOffset() }
+
+// LeaderEpoch returns the partition's current leader epoch.
+func (p *Partition) LeaderEpoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.leaderEpoch
+}
+
+// Failed reports whether the partition's storage has failed.
+func (p *Partition) Failed() bool { return p.failed.Load() }
+
+// Read returns committed batches from offset: at most maxBytes unless minOne and the first
+// batch is larger (Kafka's first-batch exception). An offset between the high watermark and
+// the log end offset reads nothing; beyond the log end it is ErrOffsetOutOfRange.
+func (p *Partition) Read(offset int64, maxBytes int, minOne bool) (plog.Slice, error) {
+	if p.failed.Load() {
+		return plog.Slice{}, ErrStorage
+	}
+	s, err := p.log.Read(offset, p.hw.Load(), maxBytes, minOne)
+	if err != nil && !errors.Is(err, plog.ErrOffsetOutOfRange) {
+		p.fail(err)
+		return s, ErrStorage
+	}
+	return s, err
+}
+
+// OffsetForTimestamp returns the first committed offset whose record timestamp is ≥ ts, and that
+// record's timestamp; ok is false when there is none.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool, err error) {
+	offset, timestamp, ok, err = p.log.OffsetForTimestamp(ts)
+	if err != nil {
+		return 0, 0, false, ErrStorage
+	}
+	if ok && offset >= p.hw.Load() {
+		return 0, 0, false, nil
+	}
+	return offset, timestamp, ok, nil
+}
+
+// MaxTimestamp returns the largest timestamp in the log and its record's offset (-1, -1 if none).
+func (p *Partition) MaxTimestamp() (ts, offset int64) { return p.log.MaxTimestamp() }
+
+// Close stops the flusher and closes the log (which syncs it).
+func (p *Partition) Close() error {
+	var err error
+	p.closeMu.Do(func() {
+		close(p.closing)
+		<-p.done
+		err = p.log.Close()
+		p.notify()
+	})
+	return err
+}
+
+// Delete closes the partition and removes its data.
+func (p *Partition) Delete() error {
+	p.closeMu.Do(func() {
+		close(p.closing)
+		<-p.done
+		p.notify()
+	})
+	return p.log.Delete()
+}
+
+// rebuildProducers restores idempotent producers' state from the batch headers of the log's
+// tail, so a producer retrying across a restart is answered with its original offsets.
+func (p *Partition) rebuildProducers() error {
+	return p.log.ScanHeaders(p.log.TailStart(), func(h record.Header) {
+		if h.ProducerID < 0 {
+			return
+		}
+		pe := p.mu.producers[h.ProducerID]
+		if pe == nil {
+			pe = &producerEntry{epoch: h.ProducerEpoch}
+			p.mu.producers[h.ProducerID] = pe
+		}
+		ts := int64(-1)
+		if h.TimestampType() == record.LogAppendTime {
+			ts = h.MaxTimestamp
+		}
+		pe.record(&h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
+			baseOffset: h.BaseOffset, lastOffset: h.LastOffset(), timestamp: ts}, h.MaxTimestamp)
+	})
+}

@@ -1,0 +1,397 @@
+// Package replica decides which partitions this broker hosts and keeps them in step with the
+// metadata image: it opens a partition's log when the image assigns it here, closes or deletes
+// it when the image says so, and answers lookups from the request handlers.
+package replica
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poste-io/poste/internal/config"
+	plog "github.com/poste-io/poste/internal/log"
+	"github.com/poste-io/poste/internal/metadata"
+	"github.com/poste-io/poste/internal/partition"
+	"github.com/poste-io/poste/internal/record"
+	"github.com/poste-io/poste/internal/vfs"
+)
+
+// metaFile is written in every partition directory: it names the topic id the data belongs
+// to, so a topic deleted and re-created under the same name never inherits old data.
+const metaFile = "partition.metadata"
+
+// TP names a partition.
+type TP struct {
+	Topic     string
+	Partition int32
+}
+
+// Manager hosts this broker's partitions.
+//
+// Invariants: parts holds exactly the partitions of the last applied image that are assigned
+// to this node and opened successfully; a partition that failed to open is listed in failed
+// (its requests answer KAFKA_STORAGE_ERROR). Apply is called by one goroutine (the metadata
+// watcher), in image order; Get may be called from any goroutine at any time.
+type Manager struct {
+	nodeID int32
+	cfg    *config.Broker
+	fs     vfs.FS
+	lg     *slog.Logger
+	now    func() time.Time
+
+	mu struct {
+		sync.RWMutex
+		parts  map[TP]*partition.Partition
+		failed map[TP]error
+		dirs   map[TP]string // data directory of each hosted partition
+	}
+
+	applied   atomic.Uint64 // AppliedIndex of the last image Apply finished
+	appliedMu sync.Mutex
+	appliedCh chan struct{} // closed and replaced each time applied moves
+}
+
+// New returns a manager hosting nothing yet.
+func New(nodeID int32, cfg *config.Broker, fs vfs.FS, lg *slog.Logger) *Manager {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	m := &Manager{nodeID: nodeID, cfg: cfg, fs: fs, lg: lg, now: time.Now}
+	m.mu.parts = make(map[TP]*partition.Partition)
+	m.mu.failed = make(map[TP]error)
+	m.mu.dirs = make(map[TP]string)
+	m.appliedCh = make(chan struct{})
+	return m
+}
+
+// WaitApplied waits until Apply has finished an image at or past index, so a request that
+// changed the metadata (CreateTopics) answers only once its partitions are open.
+func (m *Manager) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		m.appliedMu.Lock()
+		ch := m.appliedCh
+		m.appliedMu.Unlock()
+		if m.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *Manager) markApplied(index uint64) {
+	m.applied.Store(index)
+	m.appliedMu.Lock()
+	close(m.appliedCh)
+	m.appliedCh = make(chan struct{})
+	m.appliedMu.Unlock()
+}
+
+// ErrNotHosted means the partition is not hosted here (unknown, or not assigned to this node).
+var ErrNotHosted = errors.New("partition not hosted here")
+
+// Get returns the hosted partition, ErrNotHosted, or the error that took it offline.
+func (m *Manager) Get(topic string, index int32) (*partition.Partition, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	tp := TP{topic, index}
+	if p, ok := m.mu.parts[tp]; ok {
+		return p, nil
+	}
+	if err, ok := m.mu.failed[tp]; ok {
+		return nil, err
+	}
+	return nil, ErrNotHosted
+}
+
+// PartitionConfig derives a partition's configuration from the broker's and its topic's.
+func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg *slog.Logger) partition.Config {
+	t := b.TopicConfig(topicCfg)
+	tsType := record.CreateTime
+	if t.TimestampType == "LogAppendTime" {
+		tsType = record.LogAppendTime
+	}
+	before, after := t.TimestampBeforeMaxMs, t.TimestampAfterMaxMs
+	if before < 0 {
+		before = math.MaxInt64
+	}
+	if after < 0 {
+		after = math.MaxInt64
+	}
+	pc := partition.Config{
+		Log: plog.Options{
+			FS:                 fs,
+			SegmentBytes:       t.SegmentBytes,
+			SegmentMs:          t.SegmentMs,
+			IndexIntervalBytes: t.IndexIntervalBytes,
+			SegmentIndexBytes:  t.SegmentIndexBytes,
+			Preallocate:        t.Preallocate,
+		},
+		Validate: record.ValidateConfig{
+			MaxBatchBytes:        int(t.MessageMaxBytes),
+			TimestampType:        tsType,
+			BeforeMaxMs:          before,
+			AfterMaxMs:           after,
+			RequireKeys:          strings.Contains(t.CleanupPolicy, "compact"),
+			MaxDecompressedBytes: 64 << 20,
+		},
+		Logger: lg,
+	}
+	switch b.FlushPolicy {
+	case "interval":
+		pc.FlushPolicy = partition.FlushInterval
+		pc.FlushInterval = time.Duration(b.FlushIntervalMs) * time.Millisecond
+	case "never":
+		pc.FlushPolicy = partition.FlushNever
+	default:
+		pc.FlushPolicy = partition.FlushAlways
+	}
+	return pc
+}
+
+// Apply brings the hosted partitions in line with next: partitions of removed topics are
+// deleted, new partitions assigned here are opened (creating their directories). prev is nil
+// on the first call, after the image has been replayed at start; that call also removes data
+// directories of topics that no longer exist.
+func (m *Manager) Apply(prev, next *metadata.Image) {
+	want := make(map[TP]wanted)
+	for _, t := range next.Topics() {
+		for _, p := range t.Partitions {
+			if !contains(p.Replicas, m.nodeID) {
+				continue
+			}
+			want[TP{t.Name, p.ID}] = wanted{id: t.ID, epoch: p.LeaderEpoch, cfg: next.TopicConfigs(t.Name)}
+		}
+	}
+
+	m.mu.Lock()
+	var drop []*partition.Partition
+	for tp, p := range m.mu.parts {
+		if w, ok := want[tp]; ok && w.id == p.ID {
+			continue
+		}
+		drop = append(drop, p)
+		delete(m.mu.parts, tp)
+		delete(m.mu.dirs, tp)
+	}
+	for tp := range m.mu.failed {
+		if _, ok := want[tp]; !ok {
+			delete(m.mu.failed, tp)
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range drop {
+		m.lg.Info("deleting partition", "topic", p.Topic, "partition", p.Index)
+		if err := p.Delete(); err != nil {
+			m.lg.Error("deleting partition data failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+	}
+
+	if prev == nil {
+		m.removeOrphans(want)
+	}
+
+	tps := make([]TP, 0, len(want))
+	m.mu.RLock()
+	for tp := range want {
+		if _, ok := m.mu.parts[tp]; !ok {
+			tps = append(tps, tp)
+		}
+	}
+	m.mu.RUnlock()
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+	for _, tp := range tps {
+		w := want[tp]
+		p, dir, err := m.open(tp, w)
+		m.mu.Lock()
+		if err != nil {
+			m.lg.Error("partition offline: cannot open its log", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+			m.mu.failed[tp] = fmt.Errorf("%w: %v", partition.ErrStorage, err)
+		} else {
+			m.mu.parts[tp] = p
+			m.mu.dirs[tp] = dir
+			delete(m.mu.failed, tp)
+		}
+		m.mu.Unlock()
+	}
+	m.markApplied(next.AppliedIndex())
+}
+
+type wanted struct {
+	id    [16]byte
+	epoch int32
+	cfg   map[string]string
+}
+
+func contains(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// dirName is Kafka's partition directory name.
+func dirName(tp TP) string { return tp.Topic + "-" + strconv.Itoa(int(tp.Partition)) }
+
+// open finds or creates the partition's directory and opens it. A directory holding another
+// topic id's data (a deleted topic of the same name) is removed first.
+func (m *Manager) open(tp TP, w wanted) (*partition.Partition, string, error) {
+	dir := m.findDir(tp)
+	if dir != "" {
+		id, err := m.readMeta(dir)
+		if err != nil || id != w.id {
+			m.lg.Warn("removing partition data of an older topic incarnation", "dir", dir)
+			if err := m.fs.RemoveAll(dir); err != nil {
+				return nil, dir, err
+			}
+			dir = ""
+		}
+	}
+	if dir == "" {
+		dir = filepath.Join(m.pickLogDir(), dirName(tp))
+		if err := m.fs.MkdirAll(dir, 0o755); err != nil {
+			return nil, dir, err
+		}
+		if err := m.writeMeta(dir, w.id); err != nil {
+			return nil, dir, err
+		}
+	}
+	cfg := PartitionConfig(m.cfg, w.cfg, m.fs, m.lg)
+	p, err := partition.Open(dir, tp.Topic, w.id, tp.Partition, w.epoch, cfg)
+	return p, dir, err
+}
+
+// findDir returns the existing directory of tp in any log dir, or "".
+func (m *Manager) findDir(tp TP) string {
+	for _, d := range m.cfg.LogDirs {
+		dir := filepath.Join(d, dirName(tp))
+		if _, err := m.fs.Stat(dir); err == nil {
+			return dir
+		}
+	}
+	return ""
+}
+
+// pickLogDir places a new partition in the log dir hosting the fewest partitions, as Kafka does.
+func (m *Manager) pickLogDir() string {
+	counts := make(map[string]int)
+	m.mu.RLock()
+	for _, d := range m.mu.dirs {
+		counts[filepath.Dir(d)]++
+	}
+	m.mu.RUnlock()
+	best := m.cfg.LogDirs[0]
+	for _, d := range m.cfg.LogDirs[1:] {
+		if counts[filepath.Clean(d)] < counts[filepath.Clean(best)] {
+			best = d
+		}
+	}
+	return best
+}
+
+func (m *Manager) writeMeta(dir string, id [16]byte) error {
+	f, err := m.fs.Create(filepath.Join(dir, metaFile))
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(f, "version: 0\ntopic_id: %s\n", base64.RawURLEncoding.EncodeToString(id[:]))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = m.fs.SyncDir(filepath.Dir(dir))
+	}
+	return err
+}
+
+func (m *Manager) readMeta(dir string) ([16]byte, error) {
+	var id [16]byte
+	f, err := m.fs.Open(filepath.Join(dir, metaFile))
+	if err != nil {
+		return id, err
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	n, _ := f.ReadAt(buf, 0)
+	for _, line := range strings.Split(string(buf[:n]), "\n") {
+		if v, ok := strings.CutPrefix(line, "topic_id: "); ok {
+			b, err := base64.RawURLEncoding.DecodeString(strings.TrimSpace(v))
+			if err != nil || len(b) != 16 {
+				return id, fmt.Errorf("bad topic id in %s", metaFile)
+			}
+			copy(id[:], b)
+			return id, nil
+		}
+	}
+	return id, fmt.Errorf("no topic id in %s", metaFile)
+}
+
+// removeOrphans deletes partition directories that the image does not assign here (their
+// topic was deleted while the broker was down, or its deletion was interrupted).
+func (m *Manager) removeOrphans(want map[TP]wanted) {
+	for _, d := range m.cfg.LogDirs {
+		names, err := m.fs.List(d)
+		if err != nil {
+			continue
+		}
+		for _, name := range names {
+			i := strings.LastIndexByte(name, '-')
+			if i <= 0 {
+				continue
+			}
+			n, err := strconv.Atoi(name[i+1:])
+			if err != nil || n < 0 {
+				continue
+			}
+			dir := filepath.Join(d, name)
+			if _, err := m.fs.Stat(filepath.Join(dir, metaFile)); err != nil {
+				continue // not a partition directory of ours
+			}
+			if _, ok := want[TP{name[:i], int32(n)}]; ok {
+				continue
+			}
+			m.lg.Info("removing data of a deleted partition", "dir", dir)
+			if err := m.fs.RemoveAll(dir); err != nil {
+				m.lg.Error("removing orphan partition data failed", "dir", dir, "err", err)
+			}
+		}
+	}
+}
+
+// Close closes every hosted partition (each syncs its log).
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	parts := m.mu.parts
+	m.mu.parts = make(map[TP]*partition.Partition)
+	m.mu.Unlock()
+	var first error
+	for _, p := range parts {
+		if err := p.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
