@@ -40,7 +40,7 @@ func handleCreatePartitions(ctx context.Context, h *Handlers, req *Request) (Res
 	}
 	for _, res := range results {
 		st := kmsg.NewCreatePartitionsResponseTopic()
-		st.Topic = res.Topic
+		st.Topic = res.Name
 		st.ErrorCode = errCode(res.Err)
 		st.ErrorMessage = errMessage(res.Err)
 		resp.Topics = append(resp.Topics, st)

@@ -49,9 +49,9 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 	cid := img.ClusterID()
 	resp.ClusterID = &cid
 	resp.ControllerID = h.Config.NodeID
-	resp.ClusterAuthorizedOperations = notRequestedOps
+	resp.AuthorizedOperations = notRequestedOps
 	if r.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = clusterOpsAll
+		resp.AuthorizedOperations = clusterOpsAll
 	}
 
 	all := r.Topics == nil || (req.Version == 0 && len(r.Topics) == 0)

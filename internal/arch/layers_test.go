@@ -20,7 +20,7 @@ var layers = map[string]int{
 	"internal/group": 5, "internal/txn": 5, "internal/cluster": 5,
 	"internal/api":    6,
 	"internal/server": 7,
-	"internal/broker": 8, "cmd/poste": 8,
+	"internal/broker": 8, "cmd/poste": 9,
 	"internal/cli": -1, "internal/console": -1, "internal/connect": -1,
 }
 

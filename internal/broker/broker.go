@@ -90,7 +90,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	b.cfg = &c
 
 	metaDir := filepath.Join(cfg.LogDirs[0], metadataDirName)
-	b.store, err = metadata.Open(metadata.StoreConfig{Dir: metaDir, NodeID: cfg.NodeID, Logger: lg.With("component", "metadata")})
+	b.store, err = metadata.Open(metadata.StoreConfig{Dir: metaDir, NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Logger: lg.With("component", "metadata")})
 	if err != nil {
 		for _, o := range lns {
 			o.Close()
@@ -102,7 +102,6 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		DefaultPartitions:        cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		ValidateTopicConfigs:     config.ValidateTopicConfigs,
-		ClusterID:                cfg.ClusterID,
 	})
 	ctx := context.Background()
 	if err := b.ctrl.RegisterBroker(ctx, registration(b.cfg)); err != nil {

@@ -110,7 +110,13 @@ func canonical(t Type, name, raw string) (string, *Error) {
 		}
 		return "", invalidValue(name, v, "Expected value to be either true or false")
 	case TypeShort, TypeInt, TypeLong:
-		bits := map[Type]int{TypeShort: 16, TypeInt: 32, TypeLong: 64}[t]
+		bits := 64
+		switch t {
+		case TypeShort:
+			bits = 16
+		case TypeInt:
+			bits = 32
+		}
 		n, err := strconv.ParseInt(v, 10, bits)
 		if err != nil {
 			return "", invalidValue(name, v, "Not a number of type "+string(t))
@@ -302,7 +308,7 @@ var brokerDefs = []Def{
 	{Name: "log.flush.policy", Type: TypeString, Default: FlushAlways, check: oneOf(FlushAlways, FlushInterval, FlushNever),
 		Doc: "Poste: when appended data is fsynced. always: before the ack (group commit); interval: every flush interval, acks do not wait; never: left to the operating system."},
 	{Name: "log.flush.interval.ms", Type: TypeLong, NullDefault: true, check: atLeast(0),
-		Doc: "With log.flush.policy=interval, the fsync period in ms (1000 when unset)."},
+		Doc: "With log.flush.policy=interval, the fsync period in ms (falls back to log.flush.scheduler.interval.ms, then 1000)."},
 	{Name: "log.flush.scheduler.interval.ms", Type: TypeLong, Default: maxLong,
 		Doc: "Fallback for log.flush.interval.ms, as in Kafka; Poste's interval policy ignores its \"never\" default."},
 	{Name: "log.flush.interval.messages", Type: TypeLong, Default: maxLong, check: atLeast(1),

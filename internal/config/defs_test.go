@@ -1,7 +1,9 @@
 package config
 
 import (
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -118,5 +120,20 @@ func TestLookupAndDynamicFlags(t *testing.T) {
 	d.BrokerSynonyms[0] = "changed"
 	if again, _ := LookupTopic("retention.ms"); again.BrokerSynonyms[0] != "log.retention.ms" {
 		t.Fatal("lookup exposed the shared table")
+	}
+}
+
+// Every key must be documented in docs/configuration.md.
+func TestDocsListEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, defs := range [][]Def{BrokerDefs(), TopicDefs()} {
+		for _, d := range defs {
+			if !strings.Contains(string(doc), "| `"+d.Name+"` |") {
+				t.Errorf("docs/configuration.md has no row for %s", d.Name)
+			}
+		}
 	}
 }

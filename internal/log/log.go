@@ -63,7 +63,9 @@ type Options struct {
 	// append would take it past this size. At most math.MaxInt32.
 	SegmentBytes int64
 	// SegmentMs is segment.ms: a non-empty segment rolls at the next append
-	// (or MaybeRoll) once it is older than this.
+	// (or MaybeRoll) once it is older than this. Age counts from the
+	// segment's creation, or from Open for the active segment of a reopened
+	// log.
 	SegmentMs int64
 	// IndexIntervalBytes is index.interval.bytes: an offset-index entry each
 	// time this many bytes were appended since the last one.
@@ -125,10 +127,12 @@ func (o Options) withDefaults() Options {
 //   - the files of a segment stay open while it is in the list; a Slice
 //     remains readable across rolls. A segment removed by Truncate has its
 //     files closed: reading an older Slice of it then fails with ErrClosed
-//     (never returns other bytes). A Slice of the active segment taken before
-//     a Truncate that cut its bytes may return bytes appended after that
-//     Truncate; callers read below the high watermark, which Truncate never
-//     crosses.
+//     (never returns other bytes). Reading a Slice of the active segment
+//     taken before a Truncate that cut its bytes fails with
+//     ErrOffsetOutOfRange, or returns bytes appended after that Truncate;
+//     callers read below the high watermark, which Truncate never crosses.
+//     Segment files are not reference counted yet: retention must not
+//     close a segment a reader may still hold (see Slice).
 //   - after a write or sync error the log is failed: Append and Sync return
 //     that error (wrapping ErrStorage) for good; reads go on.
 type Log struct {
@@ -145,6 +149,8 @@ type Log struct {
 	appendMu sync.Mutex
 	app      struct {
 		batches []appendBatch
+		idx     []offsetEntry
+		tidx    []timeEntry
 		scratch []byte
 	}
 
@@ -177,12 +183,12 @@ type appendBatch struct {
 func Open(dir string, o Options) (*Log, error) {
 	o = o.withDefaults()
 	l := &Log{
-		dir:             dir,
-		fs:              o.FS,
-		opts:            o,
-		logger:          o.Logger.With("dir", dir),
-		maxIdx:          o.SegmentIndexBytes / offsetEntrySize,
-		maxTidx:         o.SegmentIndexBytes / timeEntrySize,
+		dir:     dir,
+		fs:      o.FS,
+		opts:    o,
+		logger:  o.Logger.With("dir", dir),
+		maxIdx:  o.SegmentIndexBytes / offsetEntrySize,
+		maxTidx: o.SegmentIndexBytes / timeEntrySize,
 	}
 	if err := l.recover(); err != nil {
 		for _, s := range l.mu.segs {
@@ -274,13 +280,13 @@ func (l *Log) Append(data []byte) error {
 	defer l.appendMu.Unlock()
 
 	l.mu.RLock()
-	err := l.usableLocked()
+	if err := l.usableLocked(); err != nil {
+		l.mu.RUnlock()
+		return err
+	}
 	end := l.mu.end
 	active := l.mu.segs[len(l.mu.segs)-1]
 	l.mu.RUnlock()
-	if err != nil {
-		return err
-	}
 
 	batches, err := parseAppend(l.app.batches[:0], data, end)
 	l.app.batches = batches[:0]
@@ -297,18 +303,18 @@ func (l *Log) Append(data []byte) error {
 
 	pos := active.size
 	ix := l.indexerFor(active)
+	ix.newIdx, ix.newTidx = l.app.idx[:0], l.app.tidx[:0]
 	for i := range batches {
 		ix.add(&batches[i].h, pos+batches[i].pos)
 	}
-	if n, err := active.log.WriteAt(data, pos); err != nil {
-		if n > 0 {
-			// Keep the file free of a torn batch; recovery would cut it
-			// anyway.
-			_ = active.log.Truncate(pos)
-		}
+	if _, err := active.log.WriteAt(data, pos); err != nil {
+		// Best effort: leave no torn batch (recovery would cut it anyway).
+		_ = active.log.Truncate(pos)
 		return l.fail(storageError("append", err))
 	}
 	if err := l.writeIndexEntries(active, ix.newIdx, ix.newTidx); err != nil {
+		// The append failed as a whole: take its bytes back too.
+		_ = active.log.Truncate(pos)
 		return l.fail(err)
 	}
 
@@ -322,6 +328,7 @@ func (l *Log) Append(data []byte) error {
 	l.mu.end = last + 1
 	l.markUnsyncedLocked(active)
 	l.mu.Unlock()
+	l.app.idx, l.app.tidx = ix.newIdx[:0], ix.newTidx[:0]
 	return nil
 }
 
@@ -400,16 +407,16 @@ func (l *Log) MaybeRoll() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
 	l.mu.RLock()
-	err := l.usableLocked()
-	active := l.mu.segs[len(l.mu.segs)-1]
-	l.mu.RUnlock()
-	if err != nil {
+	if err := l.usableLocked(); err != nil {
+		l.mu.RUnlock()
 		return err
 	}
+	active := l.mu.segs[len(l.mu.segs)-1]
+	l.mu.RUnlock()
 	if active.size == 0 || !l.segmentExpired(active) {
 		return nil
 	}
-	_, err = l.roll()
+	_, err := l.roll()
 	return err
 }
 
@@ -428,6 +435,11 @@ func (l *Log) roll() (*segment, error) {
 	ix.maybeTimeEntry()
 	if err := l.writeIndexEntries(old, nil, ix.newTidx); err != nil {
 		return nil, l.fail(err)
+	}
+	// Recovery trusts a sealed segment's last time entry to be its maximum:
+	// make it durable before the segment is sealed. The index is small.
+	if err := old.tindex.Sync(); err != nil {
+		return nil, l.fail(storageError("sync time index", err))
 	}
 
 	s := newSegmentState(base, l.opts.Now())
@@ -564,7 +576,9 @@ type Slice struct {
 	NextOffset int64
 }
 
-// ReadInto appends the slice's bytes to dst with one pread.
+// ReadInto appends the slice's bytes to dst with one pread. If the bytes
+// were removed by a Truncate since Read, it fails with ErrClosed (segment
+// removed) or ErrOffsetOutOfRange (segment shortened).
 func (s Slice) ReadInto(dst []byte) ([]byte, error) {
 	if s.Size == 0 {
 		return dst, nil
@@ -574,7 +588,8 @@ func (s Slice) ReadInto(dst []byte) ([]byte, error) {
 	k, err := s.File.ReadAt(dst[n:], s.Pos)
 	if k < s.Size {
 		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
+			// Only a Truncate shortens a segment.
+			return dst[:n], fmt.Errorf("%w: segment truncated under the slice", ErrOffsetOutOfRange)
 		}
 		return dst[:n], readError(err)
 	}

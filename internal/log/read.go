@@ -215,3 +215,52 @@ func (l *Log) MaxTimestamp() (ts, offset int64) {
 	}
 	return ts, offset
 }
+
+// TailStart is where a caller rebuilding state from recent batch headers
+// (e.g. idempotent producers' sequences) starts: the base offset of the
+// segment before the active one, so that at least one whole segment of
+// history is covered, or the log start if there is one segment.
+func (l *Log) TailStart() int64 {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if n := len(l.mu.segs); n >= 2 {
+		return max(l.mu.segs[n-2].base, l.mu.start)
+	}
+	return l.mu.start
+}
+
+// ScanHeaders calls fn, in offset order, with the header of every batch
+// whose last offset is >= from, up to the end offset at the time of the
+// call. It reads headers only (a windowed pread per few batches). fn must
+// not call back into the log's writing methods.
+func (l *Log) ScanHeaders(from int64, fn func(record.Header)) error {
+	l.mu.RLock()
+	if l.mu.closed {
+		l.mu.RUnlock()
+		return ErrClosed
+	}
+	var views []segView
+	for i, s := range l.mu.segs {
+		if s.next > from {
+			views = append(views, l.viewLocked(i))
+		}
+	}
+	l.mu.RUnlock()
+
+	window := make([]byte, 0, recoverWindow)
+	for i := range views {
+		v := &views[i]
+		r := newHeaderReader(v.f, v.size, window)
+		for pos := lookupPos(v.base, v.idx, from); pos < v.size; {
+			h, err := r.header(pos)
+			if err != nil {
+				return readError(err)
+			}
+			if h.LastOffset() >= from {
+				fn(h)
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package log
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,11 +37,8 @@ func (l *Log) recover() error {
 		if !os.IsNotExist(err) {
 			return storageError("stat", err)
 		}
-		if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
-			return storageError("mkdir", err)
-		}
-		if err := l.fs.SyncDir(filepath.Dir(l.dir)); err != nil {
-			return storageError("sync dir", err)
+		if err := l.createDir(); err != nil {
+			return err
 		}
 	}
 	names, err := l.fs.List(l.dir)
@@ -97,13 +95,18 @@ func (l *Log) recover() error {
 			break
 		}
 		next := bases[i+1]
+		if i+2 == len(bases) && s.next != next && l.emptySegment(next) {
+			// An empty last segment starting past a gap was rolled before
+			// a crash took data of this one: its base is not the end.
+			cut = true
+		}
 		if !cut && s.next <= next {
 			if s.next < next {
 				l.logger.Warn("offset gap between segments", "segment", s.logName, "end", s.next, "next_base", next)
 			}
 			continue
 		}
-		reason := "torn segment before them"
+		reason := "torn segment before them, or an empty segment after a gap"
 		if !cut {
 			reason = fmt.Sprintf("segment ends at offset %d, past their base %d", s.next, next)
 		}
@@ -126,6 +129,38 @@ func (l *Log) recover() error {
 	}
 	_, err = l.syncLocked()
 	return err
+}
+
+// emptySegment reports whether the .log of base exists and is empty.
+func (l *Log) emptySegment(base int64) bool {
+	fi, err := l.fs.Stat(filepath.Join(l.dir, segmentName(base, logSuffix)))
+	return err == nil && fi.Size() == 0
+}
+
+// createDir creates l.dir and makes it durable: every directory created is
+// synced into its parent.
+func (l *Log) createDir() error {
+	var missing []string
+	for d := l.dir; ; d = filepath.Dir(d) {
+		if _, err := l.fs.Stat(d); err == nil {
+			break
+		} else if !os.IsNotExist(err) {
+			return storageError("stat", err)
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := l.fs.MkdirAll(l.dir, 0o755); err != nil {
+		return storageError("mkdir", err)
+	}
+	for _, d := range missing {
+		if err := l.fs.SyncDir(filepath.Dir(d)); err != nil {
+			return storageError("sync dir", err)
+		}
+	}
+	return nil
 }
 
 // recoverSegment loads s, re-reading it as described at recover; cut reports
@@ -210,7 +245,7 @@ func (l *Log) rebuildSegment(s *segment, size int64, sealed bool) (cut bool, err
 
 // isDataError tells bad bytes (cut them) from a failing disk (give up).
 func isDataError(err error) bool {
-	return errorsIs(err, ErrCorrupt) || errorsIs(err, io.ErrUnexpectedEOF)
+	return errors.Is(err, ErrCorrupt) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // rewriteIndexes replaces the index files of s by its in-memory indexes.
@@ -250,6 +285,11 @@ func (l *Log) loadSealed(s *segment, size int64) string {
 	if why != "" {
 		return why
 	}
+	if len(tidx) == 0 && size > 0 {
+		// A roll leaves the segment's maximum timestamp as the last time
+		// entry; without one it is unknown (or there are no timestamps).
+		return "time index empty"
+	}
 	s.idx, s.tidx = idx, tidx
 	s.idxOnDisk, s.tidxOnDisk = len(idx), len(tidx)
 	s.maxTs, s.maxTsOff = -1, -1
@@ -283,9 +323,6 @@ func (l *Log) loadSealed(s *segment, size int64) string {
 	}
 	s.size = pos
 	s.next = next
-	if len(idx) == 0 && size == 0 {
-		s.next = s.base
-	}
 	if len(tidx) > 0 && s.base+int64(tidx[len(tidx)-1].off) >= s.next {
 		return "time index points past the segment"
 	}

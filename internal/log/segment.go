@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -146,7 +147,8 @@ func (s *segment) removeFiles(fs vfs.FS, dir string) error {
 	s.closeFiles()
 	var first error
 	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-		if err := fs.Remove(filepath.Join(dir, segmentName(s.base, suf))); err != nil && first == nil {
+		err := fs.Remove(filepath.Join(dir, segmentName(s.base, suf)))
+		if err != nil && !os.IsNotExist(err) && first == nil {
 			first = err
 		}
 	}

@@ -20,6 +20,12 @@ type raftLogger struct {
 
 var _ hclog.Logger = (*raftLogger)(nil)
 
+// routineWarnings are raft warnings that every start of a one-voter quorum
+// produces; they go to debug so a healthy start logs no warning.
+var routineWarnings = map[string]bool{
+	"heartbeat timeout reached, starting election": true,
+}
+
 func newRaftLogger(l *slog.Logger) *raftLogger {
 	return &raftLogger{l: l, name: "raft"}
 }
@@ -29,6 +35,8 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	switch {
 	case level >= hclog.Error:
 		sl = slog.LevelError
+	case level == hclog.Warn && routineWarnings[msg]:
+		sl = slog.LevelDebug
 	case level == hclog.Warn:
 		sl = slog.LevelWarn
 	default:

@@ -205,3 +205,37 @@ func TestStoreSecondOpenFails(t *testing.T) {
 		t.Fatal("a second store opened a directory in use")
 	}
 }
+
+// A healthy start and restart of a single node logs no warning.
+func TestStoreQuietStart(t *testing.T) {
+	dir := t.TempDir()
+	var buf syncBuffer
+	for range 2 {
+		s, err := Open(StoreConfig{Dir: dir, NodeID: 1, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	}
+	if out := buf.String(); out != "" {
+		t.Fatalf("start logged:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}

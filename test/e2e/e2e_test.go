@@ -3,6 +3,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -337,13 +338,17 @@ func TestLargeRecordAndFetchLimits(t *testing.T) {
 	if len(rs) != 1 || len(rs[0].Value) != len(big) {
 		t.Fatalf("got %d records", len(rs))
 	}
-	// Over message.max.bytes is refused.
-	huge := []byte(strings.Repeat("y", 2<<20))
-	cl2 := client(t, b.Addr, kgo.ProducerBatchMaxBytes(4<<20), kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.RecordRetries(0))
-	err := cl2.ProduceSync(ctxT(t), &kgo.Record{Topic: "big", Value: huge}).FirstErr()
-	if err != kerr.MessageTooLarge {
-		t.Fatalf("2 MiB record: %v, want MESSAGE_TOO_LARGE", err)
+	// A batch over the topic's max.message.bytes is refused by the broker (the client does
+	// not know the topic's limit, so only the broker can refuse it).
+	limit := "100000"
+	createTopic(t, b.Addr, "small", 1, map[string]*string{"max.message.bytes": &limit})
+	cl2 := client(t, b.Addr, kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordRetries(0))
+	err := cl2.ProduceSync(ctxT(t), &kgo.Record{Topic: "small", Value: make([]byte, 200000)}).FirstErr()
+	if !errors.Is(err, kerr.MessageTooLarge) {
+		t.Fatalf("200 kB record on a 100 kB topic: %v, want MESSAGE_TOO_LARGE", err)
+	}
+	if err := cl2.ProduceSync(ctxT(t), &kgo.Record{Topic: "small", Value: make([]byte, 50000)}).FirstErr(); err != nil {
+		t.Fatalf("50 kB record: %v", err)
 	}
 }
 

@@ -4,16 +4,15 @@ import (
 	"bufio"
 	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/poste-io/poste/internal/record"
 	"github.com/poste-io/poste/internal/testkit"
 )
 
@@ -99,7 +98,7 @@ func TestGarbageClosesConnection(t *testing.T) {
 	cases := map[string][]byte{
 		"unknown key":      {0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 0, 1, 0, 0},
 		"short header":     {0, 0, 0, 3, 0, 3, 0},
-		"truncated body":   append([]byte{0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0}, 0xff, 0xff, 0xff, 0x7f),
+		"truncated body":   append([]byte{0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0}, 0x7f, 0xff, 0xff, 0xff),
 		"unsupported prod": {0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0}, // produce v1
 	}
 	for name, frame := range cases {
@@ -137,14 +136,12 @@ func TestPipelinedResponsesInOrderAndAcksZero(t *testing.T) {
 	r := dial(t, b.Addr)
 
 	mkProduce := func(acks int16, val string) *kmsg.ProduceRequest {
-		rec := kgo.Record{Value: []byte(val)}
-		_ = rec
-		batch := kmsg.RecordBatch{Magic: 2, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, NumRecords: 1}
-		rb := kmsg.Record{Value: []byte(val)}
-		batch.Records = rb.AppendTo(nil)
-		raw := batch.AppendTo(nil)
-		// fix lengths and crc: franz-go's encoder leaves them to the caller.
-		raw = fixBatch(raw)
+		raw, err := record.Build(nil, record.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+			FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli()},
+			[]record.Record{{Value: []byte(val)}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		req := kmsg.NewPtrProduceRequest()
 		req.Version = 9
 		req.Acks = acks
@@ -191,9 +188,3 @@ func TestPipelinedResponsesInOrderAndAcksZero(t *testing.T) {
 	}
 }
 
-// fixBatch fills a v2 batch's length and CRC32C, which kmsg's encoder leaves as given.
-func fixBatch(b []byte) []byte {
-	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
-	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
-	return b
-}
