@@ -112,6 +112,13 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	}
 	b.replicas = replica.New(cfg.NodeID, b.cfg, vfs.Default, lg.With("component", "replica"))
 	b.store.Watch(b.replicas.Apply)
+	// Serve only once every hosted partition has been opened (and recovered).
+	if err := b.replicas.WaitApplied(ctx, b.store.Image().AppliedIndex()); err != nil {
+		for _, o := range lns {
+			o.Close()
+		}
+		return nil, err
+	}
 
 	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
 		return b.ctrl.AllocateProducerIDs(ctx, cfg.NodeID, n)

@@ -118,11 +118,11 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 	adm.Close()
 
 	const producers = 4
-	const perProducer = 3000
 	var (
 		mu    sync.Mutex
 		acked = map[string]ack{}
 	)
+	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
 		wg.Add(1)
@@ -130,14 +130,20 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 			defer wg.Done()
 			cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequiredAcks(kgo.AllISRAcks()),
 				kgo.ProducerLinger(time.Millisecond), kgo.RecordDeliveryTimeout(2*time.Minute),
-				kgo.RetryTimeout(2*time.Minute))
+				kgo.RetryTimeout(2*time.Minute), kgo.MaxBufferedRecords(2000))
 			if err != nil {
 				t.Error(err)
 				return
 			}
 			defer cl.Close()
 			var pw sync.WaitGroup
-			for i := 0; i < perProducer; i++ {
+			defer pw.Wait()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				v := fmt.Sprintf("p%d-%d", p, i)
 				pw.Add(1)
 				cl.Produce(ctx, &kgo.Record{Topic: "crash", Key: []byte(fmt.Sprint(i % 13)), Value: []byte(v)}, func(r *kgo.Record, err error) {
@@ -149,21 +155,24 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 					acked[v] = ack{r.Partition, r.Offset}
 					mu.Unlock()
 				})
-				if i%200 == 0 {
-					time.Sleep(5 * time.Millisecond)
-				}
 			}
-			pw.Wait()
 		}(p)
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
 	}
 
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for kill := 0; kill < 3; kill++ {
 		time.Sleep(time.Duration(100+rng.Intn(400)) * time.Millisecond)
 		b.kill()
-		t.Logf("killed broker (round %d), %d acknowledged so far", kill, len(acked))
+		t.Logf("killed broker (round %d), %d acknowledged so far", kill, count())
 		b = startBroker(t, bin, dir, port)
 	}
+	time.Sleep(500 * time.Millisecond) // producers resume against the restarted broker
+	close(stop)
 	wg.Wait()
 	t.Logf("%d records acknowledged", len(acked))
 	if len(acked) == 0 {

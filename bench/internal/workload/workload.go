@@ -75,8 +75,8 @@ func DefaultConfig() Config {
 		BatchMaxBytes:          1 << 20,
 		MaxBufferedBytes:       32 << 20,
 		Compression:            "none",
-		FetchMaxBytes:          64 << 20,
-		FetchMaxPartitionBytes: 8 << 20,
+		FetchMaxBytes:          50 << 20, // kgo's default
+		FetchMaxPartitionBytes: 1 << 20,  // kgo's default
 		StallTimeout:           30 * time.Second,
 	}
 }
