@@ -187,4 +187,3 @@ func TestPipelinedResponsesInOrderAndAcksZero(t *testing.T) {
 		t.Fatalf("responses in order %v, want [1 3 4]", order)
 	}
 }
-
