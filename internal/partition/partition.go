@@ -47,7 +47,11 @@ type Config struct {
 	Validate      record.ValidateConfig // NowMs is filled per append
 	FlushPolicy   FlushPolicy
 	FlushInterval time.Duration
-	Logger        *slog.Logger
+	// Recompress, when set, is the topic's compression.type other than "producer": batches in
+	// another codec are re-encoded with Codec before they are stored, as Kafka does.
+	Recompress bool
+	Codec      record.Compression
+	Logger     *slog.Logger
 }
 
 // Partition is one hosted partition.
@@ -150,6 +154,11 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 	if h.IsTransactional() {
 		return res, ErrTransactionalSkip
 	}
+	if p.cfg.Recompress && h.Compression() != p.cfg.Codec {
+		if data, err = p.recompress(data, *h); err != nil {
+			return res, err
+		}
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -197,6 +206,24 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		p.advanceHW(res.LastOffset + 1)
 	}
 	return res, nil
+}
+
+// recompress re-encodes a batch with the topic's codec, keeping every header field the
+// producer set (sequence numbers included) and every record as it was.
+func (p *Partition) recompress(data []byte, h record.Header) ([]byte, error) {
+	recs, err := record.Records(data, p.cfg.Validate.MaxDecompressedBytes)
+	if err != nil {
+		return nil, err
+	}
+	h.Attributes = h.Attributes&^7 | int16(p.cfg.Codec)
+	out, err := record.Build(make([]byte, 0, len(data)), h, recs)
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.Validate.MaxBatchBytes > 0 && len(out) > p.cfg.Validate.MaxBatchBytes {
+		return nil, record.ErrTooLarge
+	}
+	return out, nil
 }
 
 // fail marks the partition failed after an I/O error and wakes every waiter.

@@ -282,3 +282,30 @@ func TestLogAppendTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A topic with compression.type=gzip stores every batch gzip-compressed, records unchanged.
+func TestRecompressToTopicCodec(t *testing.T) {
+	fs := vfs.NewMem()
+	cfg := testConfig(fs)
+	cfg.Recompress, cfg.Codec = true, record.Gzip
+	p := open(t, fs, cfg)
+	res, err := p.Append(batch(t, 5, 9, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.AwaitCommitted(res.LastOffset+1, time.Now().Add(10*time.Second))
+	s, _ := p.Read(0, 1<<20, true)
+	b, _ := s.ReadInto(nil)
+	h, _ := record.ParseHeader(b)
+	if h.Compression() != record.Gzip || h.ProducerID != 9 || h.NumRecords != 5 {
+		t.Fatalf("stored header %+v", h)
+	}
+	recs, err := record.Records(b, 1<<20)
+	if err != nil || len(recs) != 5 || string(recs[4].Value) != "v4" {
+		t.Fatalf("records %v %v", recs, err)
+	}
+	// The retry of the same (uncompressed) batch is still recognised.
+	if d, err := p.Append(batch(t, 5, 9, 0, 0)); err != nil || !d.Duplicate {
+		t.Fatalf("retry: %+v %v", d, err)
+	}
+}

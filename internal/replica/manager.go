@@ -150,6 +150,9 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 		},
 		Logger: lg,
 	}
+	if codec, ok := codecs[t.CompressionType]; ok {
+		pc.Recompress, pc.Codec = true, codec
+	}
 	switch b.FlushPolicy {
 	case "interval":
 		pc.FlushPolicy = partition.FlushInterval
@@ -233,6 +236,11 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 		m.mu.Unlock()
 	}
 	m.markApplied(next.AppliedIndex())
+}
+
+// codecs maps compression.type values other than "producer" to the codec batches are stored in.
+var codecs = map[string]record.Compression{
+	"uncompressed": record.None, "gzip": record.Gzip, "snappy": record.Snappy, "lz4": record.LZ4, "zstd": record.Zstd,
 }
 
 type wanted struct {

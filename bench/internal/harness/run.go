@@ -68,8 +68,9 @@ func perGB(d time.Duration, bytes int64) float64 {
 // against it, samples it, and stops it. Failures are reported in Result.Err,
 // never hidden: a broker that crashed, stalled or returned wrong records fails
 // the run. If profile is set and o.Perf names perf, each phase is recorded.
-func Run(ctx context.Context, b Broker, round int, profile bool, o Options) Result {
-	res := Result{Broker: b.Name, Round: round, Profiled: profile && o.Perf != ""}
+func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res Result) {
+	// res is a named result so the deferred Stop can still record its error.
+	res = Result{Broker: b.Name, Round: round, Profiled: profile && o.Perf != ""}
 	tag := fmt.Sprintf("round%d", round)
 	if res.Profiled {
 		tag = "profile"
