@@ -35,6 +35,11 @@ func TestZZDebug(t *testing.T) {
 	got := readAllLog(t, l, 1<<20)
 	t.Logf("len data %d got %d prefix %d", len(data), len(got), commonPrefix(data, got))
 	t.Logf("hasprefix %v", bytes.HasPrefix(data, got))
+	f, _ := fs.OpenReadWrite(segFile(0, logSuffix))
+	fi, _ := f.Stat()
+	disk := make([]byte, fi.Size())
+	f.ReadAt(disk, 0)
+	t.Logf("disk equal to input: %v; idx %+v tidx %+v", bytes.Equal(disk, data), l.mu.segs[0].idx, l.mu.segs[0].tidx)
 	for pos := 0; pos < len(got); {
 		h, err := record.ParseHeader(got[pos:])
 		t.Logf("got pos %d h=%+v err=%v", pos, h, err)

@@ -42,7 +42,7 @@ type Server struct {
 	log     *slog.Logger
 	nextID  atomic.Uint64
 
-	ctx    context.Context // cancelled by Shutdown's deadline; passed to handlers
+	ctx    context.Context // cancelled when Shutdown starts: long polls answer at once
 	cancel context.CancelFunc
 
 	mu struct {
@@ -129,6 +129,7 @@ func (s *Server) removeConn(c *conn) {
 // Shutdown stops accepting, stops reading new requests, answers every request already read
 // and closes the connections. If ctx expires first, connections are closed at once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
 	s.mu.Lock()
 	s.mu.closing = true
 	for _, l := range s.mu.listeners {
@@ -143,10 +144,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { s.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		s.cancel()
 		return nil
 	case <-ctx.Done():
-		s.cancel()
 		s.mu.Lock()
 		for c := range s.mu.conns {
 			c.nc.Close()

@@ -39,6 +39,11 @@ type Result struct {
 	RSSEnd     int64         // VmRSS at the end of the run
 	DiskBytes  int64         // size of the data directory after the produce phase
 
+	// Client CPU is this process's (the load generator's) CPU during each
+	// phase: on a 2-core machine it tells whether the client was the limit.
+	ClientCPUProduce time.Duration
+	ClientCPUConsume time.Duration
+
 	Load1    float64       // 1-minute load average before the run
 	OtherCPU time.Duration // machine busy CPU during the run that was neither the broker nor this process
 	Steal    time.Duration // CPU stolen by the hypervisor during the run
@@ -113,20 +118,22 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 		return res
 	}
 
-	phase := func(name string, run func() error) (cpu time.Duration, top []string, err error) {
+	phase := func(name string, run func() error) (cpu, client time.Duration, top []string, err error) {
 		var sess *perfSession
 		if res.Profiled {
 			sess, err = startPerf(o.Perf, p.Pid(), fmt.Sprintf("%s/%s-%s.perf.data", o.Workdir, b.Name, name))
 			if err != nil {
-				return 0, nil, err
+				return 0, 0, nil, err
 			}
 		}
-		c0, err := procstat.CPU(procstat.Proc, p.Pid())
-		if err != nil {
-			return 0, nil, err
+		c0, err1 := procstat.CPU(procstat.Proc, p.Pid())
+		s0, err2 := procstat.CPU(procstat.Proc, self)
+		if err := errors.Join(err1, err2); err != nil {
+			return 0, 0, nil, err
 		}
 		runErr := run()
 		c1, cerr := procstat.CPU(procstat.Proc, p.Pid())
+		s1, serr := procstat.CPU(procstat.Proc, self)
 		if sess != nil {
 			if perr := sess.stop(); perr == nil && runErr == nil {
 				top, perr = perfTop(o.Perf, sess.out, o.ProfileTop)
@@ -136,15 +143,18 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 			}
 		}
 		if runErr != nil {
-			return 0, top, fmt.Errorf("%s: %w", name, runErr)
+			return 0, 0, top, fmt.Errorf("%s: %w", name, runErr)
 		}
 		if cerr != nil {
-			return 0, top, fmt.Errorf("%s: broker gone: %w", name, cerr)
+			return 0, 0, top, fmt.Errorf("%s: broker gone: %w", name, cerr)
 		}
-		return c1 - c0, top, nil
+		if serr != nil {
+			return 0, 0, top, serr
+		}
+		return c1 - c0, s1 - s0, top, nil
 	}
 
-	res.CPUProduce, res.ProfileProduce, err = phase("produce", func() error {
+	res.CPUProduce, res.ClientCPUProduce, res.ProfileProduce, err = phase("produce", func() error {
 		var err error
 		res.Produce, err = workload.Produce(ctx, cfg)
 		return err
@@ -155,7 +165,7 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 	}
 	res.DiskBytes, _ = DirBytes(p.DataDir)
 
-	res.CPUConsume, res.ProfileConsume, err = phase("consume", func() error {
+	res.CPUConsume, res.ClientCPUConsume, res.ProfileConsume, err = phase("consume", func() error {
 		var err error
 		res.Consume, err = workload.Consume(ctx, cfg, res.Produce.EndOffsets)
 		return err

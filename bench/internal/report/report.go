@@ -199,8 +199,8 @@ func Write(w io.Writer, in Input) error {
 			s.Broker, t.ProduceMBps, j["produce"], t.P99, j["p99"], t.ConsumeMBps, j["consume"], mib(t.RSSBytes), j["rss"], t.CPUPerGBProduced, j["cpu"])
 	}
 
-	p("\n**Every run** (load = 1-minute load average before the run; other CPU = machine CPU-s during the run used by neither the broker nor the load generator)\n\n")
-	p("| round | broker | produce MB/s | p50 ms | p99 ms | max ms | consume MB/s | CPU-s/GB prod. | CPU-s/GB cons. | peak RSS MiB | data dir MB | load | other CPU-s | steal s | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	p("\n**Every run** (load = 1-minute load average before the run; client CPU = the load generator's CPU-s in each phase; other CPU = machine CPU-s during the run used by neither the broker nor the load generator)\n\n")
+	p("| round | broker | produce MB/s | p50 ms | p99 ms | max ms | consume MB/s | CPU-s/GB prod. | CPU-s/GB cons. | client CPU-s prod. / cons. | peak RSS MiB | data dir MB | load | other CPU-s | steal s | result |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range in.Results {
 		round := fmt.Sprint(r.Round)
 		if r.Profiled {
@@ -210,9 +210,10 @@ func Write(w io.Writer, in Input) error {
 		if r.Err != nil {
 			status = "**failed**"
 		}
-		p("| %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f | %.2f | %.2f | %.0f | %.0f | %.2f | %.2f | %.2f | %s |\n",
+		p("| %s | %s | %.0f | %.1f | %.1f | %.1f | %.0f | %.2f | %.2f | %.2f / %.2f | %.0f | %.0f | %.2f | %.2f | %.2f | %s |\n",
 			round, r.Broker, r.Produce.MBps(), ms(r.Produce.P50), ms(r.Produce.P99), ms(r.Produce.Max),
-			r.Consume.MBps(), r.CPUPerGBProduced(), r.CPUPerGBConsumed(), mib(r.RSSPeak), float64(r.DiskBytes)/1e6,
+			r.Consume.MBps(), r.CPUPerGBProduced(), r.CPUPerGBConsumed(),
+			r.ClientCPUProduce.Seconds(), r.ClientCPUConsume.Seconds(), mib(r.RSSPeak), float64(r.DiskBytes)/1e6,
 			r.Load1, r.OtherCPU.Seconds(), r.Steal.Seconds(), status)
 	}
 
