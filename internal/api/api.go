@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sort"
@@ -65,17 +66,12 @@ type Chunk struct {
 	File FileRange
 }
 
-// FileRange is a byte range of a file to be sent with sendfile when the file is an OS file.
+// FileRange is a byte range of a file. The server sends it with sendfile when R also has a
+// SyscallConn method (an OS file), and reads it otherwise.
 type FileRange struct {
-	R   ReaderAtFd
+	R   io.ReaderAt
 	Off int64
 	N   int
-}
-
-// ReaderAtFd is a file the server can read from or send directly.
-type ReaderAtFd interface {
-	ReadAt(p []byte, off int64) (int, error)
-	Fd() uintptr
 }
 
 // Size returns the number of body bytes.

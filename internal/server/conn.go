@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -223,17 +224,21 @@ func (c *conn) writeRaw(hdr []byte, r *api.Raw) error {
 		if ch.File.N == 0 {
 			continue
 		}
-		if fd := ch.File.R.Fd(); fd != ^uintptr(0) {
-			if _, err := bufs.WriteTo(c.nc); err != nil {
-				return err
-			}
-			bufs = bufs[:0]
-			handled, err := sendFile(c.nc, fd, ch.File.Off, ch.File.N)
-			if err != nil {
-				return err
-			}
-			if handled {
-				continue
+		if sc, ok := ch.File.R.(interface {
+			SyscallConn() (syscall.RawConn, error)
+		}); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				if _, err := bufs.WriteTo(c.nc); err != nil {
+					return err
+				}
+				bufs = bufs[:0]
+				handled, err := sendFile(c.nc, rc, ch.File.Off, ch.File.N)
+				if err != nil {
+					return err
+				}
+				if handled {
+					continue
+				}
 			}
 		}
 		b := make([]byte, ch.File.N)
