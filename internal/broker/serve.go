@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ func ServeCommand() *cobra.Command {
 		overrides  []string
 		logFormat  string
 		logLevel   string
+		cpuProfile string
 		keyFlags   = map[string]*string{}
 	)
 	cmd := &cobra.Command{
@@ -63,6 +65,19 @@ defaults, --config FILE, POSTE_* environment variables (log.dirs -> POSTE_LOG_DI
 			for _, k := range unknown {
 				lg.Warn("ignoring unknown configuration key", "key", k)
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			b, err := Start(cfg, lg)
@@ -82,6 +97,7 @@ defaults, --config FILE, POSTE_* environment variables (log.dirs -> POSTE_LOG_DI
 	f.StringArrayVar(&overrides, "override", nil, "set any configuration key: key=value (repeatable)")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the broker to this file, from start to shutdown")
 	for _, k := range config.FlagKeys() {
 		d, _ := config.LookupBroker(k)
 		keyFlags[k] = f.String(k, "", firstSentence(d.Doc))

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,10 +29,13 @@ func TestMain(m *testing.M) {
 }
 
 func helper(mode, port string) {
+	// Registered before listening, so a SIGTERM sent as soon as the port
+	// answers is never lost; only "clean" acts on it.
+	term := make(chan os.Signal, 1)
 	if mode == "ignore-term" {
 		signal.Ignore(syscall.SIGTERM)
 	} else {
-		signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM) // handled below by exiting 0
+		signal.Notify(term, syscall.SIGTERM)
 	}
 	if mode == "exit-now" {
 		os.Exit(3)
@@ -54,9 +58,7 @@ func helper(mode, port string) {
 		time.Sleep(300 * time.Millisecond)
 		os.Exit(2)
 	case "clean":
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM)
-		<-sig
+		<-term
 		os.Exit(0)
 	}
 	select {}
@@ -75,11 +77,12 @@ func TestStartStop(t *testing.T) {
 		mode     string
 		startErr error
 		stopErr  error
+		grace    time.Duration // generous where the helper must exit in time on a loaded machine
 	}{
-		{"clean", nil, nil},
-		{"exit-now", ErrStart, nil},
-		{"ignore-term", nil, ErrExit},
-		{"crash-soon", nil, ErrExit},
+		{"clean", nil, nil, 10 * time.Second},
+		{"exit-now", ErrStart, nil, 0},
+		{"ignore-term", nil, ErrExit, 300 * time.Millisecond},
+		{"crash-soon", nil, ErrExit, 10 * time.Second},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			p, err := Start(context.Background(), helperBroker(t, tc.mode), t.TempDir(), "t", 5*time.Second)
@@ -98,7 +101,7 @@ func TestStartStop(t *testing.T) {
 					t.Fatal("helper did not crash")
 				}
 			}
-			err = p.Stop(300 * time.Millisecond)
+			err = p.Stop(tc.grace)
 			if !errors.Is(err, tc.stopErr) || (tc.stopErr != nil && err == nil) {
 				t.Fatalf("Stop = %v, want %v", err, tc.stopErr)
 			}
@@ -219,12 +222,13 @@ func TestRunProfilesPeer(t *testing.T) {
 	}
 	o := smallOptions(t)
 	o.Perf = perf
+	o.Workload.Records = 50000 // a produce phase long enough to be sampled
 	b := KfakePeer(buildPeer(t), o.Workload.Topic, o.Workload.Partitions)
 	r := Run(context.Background(), b, 0, true, o)
 	if r.Err != nil {
 		t.Fatalf("Run: %v\n%s", r.Err, r.LogTail)
 	}
-	if !r.Profiled || len(r.ProfileProduce) == 0 {
-		t.Fatalf("no produce profile: %+v", r.ProfileProduce)
+	if !r.Profiled || len(r.ProfileProduce) == 0 || !strings.Contains(r.ProfileProduce[0], "%") {
+		t.Fatalf("no produce profile: %q", r.ProfileProduce)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/poste-io/poste/bench/internal/workload"
 )
 
-// Options are the settings shared by every run of one benchmark.
+// Options are the settings shared by every run of one benchmark; a read-only value.
 type Options struct {
 	Workload     workload.Config // Brokers is replaced by each run's broker address
 	Workdir      string          // data directories, logs and profiles go here
@@ -23,7 +23,8 @@ type Options struct {
 	KeepData     bool   // leave data directories behind
 }
 
-// Result is one measured run of the workload against one broker.
+// Result is one measured run of the workload against one broker. It is a plain
+// value: Run fills it in and returns it, and nothing else refers to it.
 type Result struct {
 	Broker   string
 	Round    int  // 1-based; 0 for a profiling run
@@ -135,11 +136,16 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 		c1, cerr := procstat.CPU(procstat.Proc, p.Pid())
 		s1, serr := procstat.CPU(procstat.Proc, self)
 		if sess != nil {
-			if perr := sess.stop(); perr == nil && runErr == nil {
+			// A profile that cannot be had is said so in the report, not silently dropped.
+			perr := sess.stop()
+			if perr == nil {
 				top, perr = perfTop(o.Perf, sess.out, o.ProfileTop)
-				if perr != nil {
-					top = []string{"perf report failed: " + perr.Error()}
-				}
+			}
+			switch {
+			case perr != nil:
+				top = []string{"no profile: " + perr.Error()}
+			case len(top) == 0:
+				top = []string{"no profile: perf recorded no samples"}
 			}
 		}
 		if runErr != nil {
