@@ -204,3 +204,31 @@ func errorsIsAll(err error, targets ...error) bool {
 func randSpec(rng *rand.Rand) batchSpec {
 	return batchSpec{n: 1 + rng.Intn(5), ts: 1000 + rng.Int63n(1000), tsInc: rng.Int63n(3) - 1, value: rng.Intn(300)}
 }
+
+// sparseBatch builds a one-record batch at base whose offsets run to
+// base+lastDelta, as compaction leaves them.
+func sparseBatch(t testing.TB, base int64, lastDelta int32) []byte {
+	t.Helper()
+	h := record.Header{BaseOffset: base, LastOffsetDelta: lastDelta,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	b, err := record.Build(nil, h, []record.Record{{Key: []byte("k"), Value: []byte("v")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// batchPositions returns the file positions of the batches that tile b.
+func batchPositions(t testing.TB, b []byte) []int {
+	t.Helper()
+	var ps []int
+	for pos := 0; pos < len(b); {
+		h, err := record.ParseHeader(b[pos:])
+		if err != nil {
+			t.Fatalf("batch at %d: %v", pos, err)
+		}
+		ps = append(ps, pos)
+		pos += h.Size()
+	}
+	return ps
+}

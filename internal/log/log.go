@@ -273,8 +273,10 @@ func (l *Log) markUnsyncedLocked(s *segment) {
 
 // Append writes one or more whole batches whose first base offset is
 // EndOffset and whose offsets are contiguous, with one write to the active
-// segment, rolling first if the active segment is full or old. The bytes are
-// not synced. data is not retained.
+// segment, rolling first if the active segment is full or old. The batches
+// of one Append span at most math.MaxInt32+1 offsets (what one segment
+// holds) and end below math.MaxInt64. The bytes are not synced. data is not
+// retained.
 func (l *Log) Append(data []byte) error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -354,6 +356,11 @@ func parseAppend(dst []appendBatch, data []byte, end int64) ([]appendBatch, erro
 			return dst, fmt.Errorf("%w: base offset %d, want %d", ErrInvalidAppend, h.BaseOffset, next)
 		case h.LastOffsetDelta < 0:
 			return dst, fmt.Errorf("%w: last offset delta %d", ErrInvalidAppend, h.LastOffsetDelta)
+		case !fitsSegment(end, &h):
+			// The whole payload goes to one segment, at base end at the
+			// lowest.
+			return dst, fmt.Errorf("%w: batch at offset %d with last offset delta %d: the payload spans more offsets than a segment holds, or reaches the largest offset",
+				ErrInvalidAppend, h.BaseOffset, h.LastOffsetDelta)
 		}
 		dst = append(dst, appendBatch{h: h, pos: int64(pos)})
 		next = h.LastOffset() + 1
@@ -364,10 +371,12 @@ func parseAppend(dst []appendBatch, data []byte, end int64) ([]appendBatch, erro
 
 // shouldRoll reports whether an append of n bytes, ending at offset last
 // and holding batches batches, must go to a new segment. An empty segment
-// takes anything.
+// takes anything within its offset range (see fitsSegment); one that
+// Truncate left with its base below the end may lack the range, and then
+// gives way to a segment based at the end, which has it.
 func (l *Log) shouldRoll(s *segment, n, last int64, batches int) bool {
 	if s.size == 0 {
-		return false
+		return last-s.base > math.MaxInt32
 	}
 	return s.size+n > l.opts.SegmentBytes ||
 		l.segmentExpired(s) ||

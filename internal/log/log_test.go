@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand"
 	"path/filepath"
 	"slices"
@@ -512,4 +513,105 @@ func TestScanHeaders(t *testing.T) {
 			t.Fatalf("ScanHeaders(%d) = %v, want %v", from, got, want)
 		}
 	}
+}
+
+// TestAppendOffsetRange checks that Append keeps every segment's offsets
+// within its 32-bit relative range, which recovery enforces: a payload
+// spanning more than that range, or reaching the largest offset, is
+// rejected, and an empty segment that Truncate left below the end gives
+// way to a new segment instead of taking batches it cannot index.
+func TestAppendOffsetRange(t *testing.T) {
+	tests := []struct {
+		name  string
+		start int64 // ResetTo before appending, if non-zero
+		data  func(end int64) []byte
+		ok    bool
+	}{
+		{"one segment's worth", 0, func(end int64) []byte {
+			return append(sparseBatch(t, end, math.MaxInt32-1), sparseBatch(t, end+math.MaxInt32, 0)...)
+		}, true},
+		{"one offset more than a segment holds", 0, func(end int64) []byte {
+			return append(sparseBatch(t, end, math.MaxInt32-1), sparseBatch(t, end+math.MaxInt32, 1)...)
+		}, false},
+		{"ending just below the largest offset", math.MaxInt64 - 3, func(end int64) []byte {
+			return makeBatch(t, end, batchSpec{n: 3})
+		}, true},
+		{"ending at the largest offset", math.MaxInt64 - 3, func(end int64) []byte {
+			return makeBatch(t, end, batchSpec{n: 4})
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			l := openLog(t, fs, Options{})
+			defer l.Close()
+			if tc.start != 0 {
+				must(t, l.ResetTo(tc.start))
+			}
+			data := tc.data(tc.start)
+			err := l.Append(data)
+			if !tc.ok {
+				if !errors.Is(err, ErrInvalidAppend) {
+					t.Fatalf("err = %v, want ErrInvalidAppend", err)
+				}
+				if l.EndOffset() != tc.start || l.Size() != 0 {
+					t.Fatal("a rejected append changed the log")
+				}
+				return
+			}
+			must(t, err)
+			if got := readAllLog(t, l, 1<<20); !bytes.Equal(got, data) {
+				t.Fatalf("log holds %d bytes, want %d", len(got), len(data))
+			}
+			_, err = l.Sync()
+			must(t, err)
+			l2 := openLog(t, fs.CrashClone(), Options{})
+			defer l2.Close()
+			if got := readAllLog(t, l2, 1<<20); !bytes.Equal(got, data) || l2.EndOffset() != l.EndOffset() {
+				t.Fatalf("reopened log holds %d bytes up to %d, want %d up to %d", len(got), l2.EndOffset(), len(data), l.EndOffset())
+			}
+		})
+	}
+
+	t.Run("empty segment below the end rolls", func(t *testing.T) {
+		// Segment 0 whose first batch starts at 1000; truncating to 1000
+		// empties it but leaves its base at 0.
+		fs := vfs.NewMem()
+		must(t, fs.MkdirAll(testDir, 0o755))
+		f, err := fs.Create(segFile(0, logSuffix))
+		must(t, err)
+		_, err = f.Write(makeBatch(t, 1000, batchSpec{n: 2}))
+		must(t, err)
+		must(t, f.Close())
+		o := Options{IndexIntervalBytes: 1}
+		l := openLog(t, fs, o)
+		must(t, l.Truncate(1000))
+		if l.EndOffset() != 1000 || l.Size() != 0 {
+			t.Fatalf("after Truncate: end %d, size %d", l.EndOffset(), l.Size())
+		}
+		last := int64(1000 + math.MaxInt32 - 999)
+		b := append(sparseBatch(t, 1000, math.MaxInt32-1000), makeBatch(t, last, batchSpec{n: 2})...)
+		must(t, l.Append(b))
+		if l.NumSegments() != 2 {
+			t.Fatalf("%d segments, want a new one at 1000", l.NumSegments())
+		}
+		if _, err := fs.Stat(segFile(1000, logSuffix)); err != nil {
+			t.Fatal(err)
+		}
+		// Reopened, recovery finds every segment within its range and keeps
+		// it all.
+		for reopen := range 2 {
+			if reopen == 1 {
+				must(t, l.Close())
+				l = openLog(t, fs, o)
+			}
+			if got := readAllLog(t, l, 1<<20); !bytes.Equal(got, b) || l.EndOffset() != last+2 {
+				t.Fatalf("log holds %d bytes up to %d, want %d up to %d", len(got), l.EndOffset(), len(b), last+2)
+			}
+			if s, err := l.Read(last, l.EndOffset(), 1<<20, true); err != nil || s.Size == 0 {
+				t.Fatalf("Read of the last batch: %+v %v", s, err)
+			}
+		}
+		must(t, l.Close())
+	})
 }

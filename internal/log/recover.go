@@ -18,8 +18,9 @@ const recoverWindow = 1 << 20
 // recover loads the segments of l.dir, repairing what a crash left:
 //
 //   - the last segment is re-read batch by batch (framing, magic, CRC32C,
-//     offsets that never go back) and truncated at the first bad batch; its
-//     indexes are rebuilt from what is left;
+//     offsets that never go back and stay within the segment's 32-bit
+//     relative range) and truncated at the first bad batch; its indexes are
+//     rebuilt from what is left;
 //   - an earlier (sealed) segment keeps its index files if they are sane
 //     (whole entries, strictly increasing, inside the segment); its batches
 //     after the last offset-index entry are re-read the same way. Otherwise,
@@ -181,9 +182,12 @@ func (l *Log) recoverSegment(s *segment, last bool) (cut bool, err error) {
 	return l.rebuildSegment(s, size, !last)
 }
 
-// scanBatch checks the batch at pos: header, framing, CRC and that its base
-// offset is at least next.
-func scanBatch(r *headerReader, pos, next int64) (record.Header, error) {
+// scanBatch checks the batch at pos of the segment at base: header, framing,
+// CRC, that its base offset is at least next and that its offsets fit the
+// segment. The CRC does not cover the base offset, so a flipped bit there
+// shows only as offsets going back or leaving the segment's range; Append
+// never writes either.
+func scanBatch(r *headerReader, base, pos, next int64) (record.Header, error) {
 	h, err := r.header(pos)
 	if err != nil {
 		return h, err
@@ -198,6 +202,10 @@ func scanBatch(r *headerReader, pos, next int64) (record.Header, error) {
 	if h.BaseOffset < next {
 		return h, fmt.Errorf("%w: base offset %d below %d", ErrCorrupt, h.BaseOffset, next)
 	}
+	if !fitsSegment(base, &h) {
+		return h, fmt.Errorf("%w: base offset %d with last offset delta %d out of reach of segment base %d",
+			ErrCorrupt, h.BaseOffset, h.LastOffsetDelta, base)
+	}
 	return h, nil
 }
 
@@ -211,7 +219,7 @@ func (l *Log) rebuildSegment(s *segment, size int64, sealed bool) (cut bool, err
 	ix := l.indexerFor(s)
 	var pos int64
 	for pos < size {
-		h, err := scanBatch(r, pos, s.next)
+		h, err := scanBatch(r, s.base, pos, s.next)
 		if err != nil {
 			if !isDataError(err) {
 				return false, storageError("read", err)
@@ -307,7 +315,7 @@ func (l *Log) loadSealed(s *segment, size int64) string {
 	r := newHeaderReader(s.log, size, make([]byte, 0, recoverWindow))
 	first := true
 	for pos < size {
-		h, err := scanBatch(r, pos, next)
+		h, err := scanBatch(r, s.base, pos, next)
 		if err != nil {
 			return err.Error()
 		}

@@ -74,6 +74,8 @@ type timeEntry struct {
 // Invariants (all under Log.mu, written only by the appending goroutine):
 //   - the bytes [0, size) of the .log file are whole batches written by a
 //     finished Append, with offsets [base, next);
+//   - every batch's last offset is at most base+math.MaxInt32, so that the
+//     indexes' 32-bit relative offsets hold it (see fitsSegment);
 //   - idx and tidx are strictly increasing (offsets and positions; timestamps
 //     and offsets); their backing arrays are never changed below their length
 //     once published (Truncate replaces them), so a reader may search a copy
@@ -153,6 +155,18 @@ func (s *segment) removeFiles(fs vfs.FS, dir string) error {
 		}
 	}
 	return first
+}
+
+// fitsSegment reports whether every offset of the batch h lies within what
+// a segment at base can address: base+math.MaxInt32 at most, the range of
+// the indexes' 32-bit relative offsets, and below math.MaxInt64 so that the
+// offset after it exists. Past that range a relative offset would wrap and
+// break the order of the offset index, and reads would start at the wrong
+// batch. h.BaseOffset >= base and h.LastOffsetDelta >= 0 are assumed; the
+// test cannot overflow.
+func fitsSegment(base int64, h *record.Header) bool {
+	d := int64(h.LastOffsetDelta)
+	return h.BaseOffset-base <= math.MaxInt32-d && h.BaseOffset < math.MaxInt64-d
 }
 
 // lastTimeTs is the timestamp of the last time-index entry, -1 if none.
