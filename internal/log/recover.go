@@ -33,6 +33,9 @@ const recoverWindow = 1 << 20
 //     files without a .log are removed.
 //
 // Every change is synced before Open returns.
+// partitionFiles are files the partition layer keeps in a log's directory.
+var partitionFiles = map[string]bool{"partition.metadata": true, "leader-epoch-checkpoint": true}
+
 func (l *Log) recover() error {
 	if _, err := l.fs.Stat(l.dir); err != nil {
 		if !os.IsNotExist(err) {
@@ -52,6 +55,8 @@ func (l *Log) recover() error {
 	for _, name := range names {
 		base, suffix, ok := parseSegmentName(name)
 		switch {
+		case !ok && partitionFiles[name]:
+			// Kept beside the segments by the partition layer.
 		case !ok:
 			l.logger.Warn("ignoring unknown file in log directory", "file", name)
 		case suffix == logSuffix:
