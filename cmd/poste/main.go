@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"github.com/poste-io/poste/internal/broker"
@@ -11,7 +12,5 @@ import (
 func main() {
 	root := cli.NewRoot()
 	root.AddCommand(broker.ServeCommand())
-	if err := root.Execute(); err != nil {
-		os.Exit(1)
-	}
+	os.Exit(cli.Execute(context.Background(), root))
 }
