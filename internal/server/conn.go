@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -111,8 +112,15 @@ func (c *conn) readLoop() {
 	}
 }
 
-// handle decodes and dispatches one frame; false closes the connection.
-func (c *conn) handle(frame []byte) bool {
+// handle decodes and dispatches one frame; false closes the connection. A panic in a handler
+// is a bug: it is logged with its stack and closes this connection only, never the broker.
+func (c *conn) handle(frame []byte) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("closing connection: handler panicked", "panic", r, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
 	h, err := parseHeader(frame)
 	if err != nil {
 		c.log.Warn("closing connection: bad request header", "err", err)
@@ -155,13 +163,9 @@ func (c *conn) writeLoop() {
 	var wbuf []byte
 	failed := false
 	for q := range c.queue {
-		resp := q.resp
-		for {
-			d, ok := resp.(api.Deferred)
-			if !ok {
-				break
-			}
-			resp = d.Await()
+		resp := c.await(q)
+		if resp == nil {
+			failed = true // await panicked and closed the connection
 		}
 		if failed {
 			release(resp)
@@ -179,6 +183,26 @@ func (c *conn) writeLoop() {
 		if cap(wbuf) > maxKeptReadBuffer {
 			wbuf = nil
 		}
+	}
+}
+
+// await completes a deferred response. A panic while completing it is logged and answered by
+// closing the connection.
+func (c *conn) await(q queued) (resp api.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("closing connection: deferred response panicked", "api", kmsg.NameForKey(q.key), "panic", r, "stack", string(debug.Stack()))
+			c.nc.Close()
+			resp = nil
+		}
+	}()
+	resp = q.resp
+	for {
+		d, ok := resp.(api.Deferred)
+		if !ok {
+			return resp
+		}
+		resp = d.Await()
 	}
 }
 
