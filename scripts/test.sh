@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== gofmt, go vet"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/compat/node_modules/*'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted"
   exit 1
@@ -19,7 +19,11 @@ echo "== race detector on the concurrent packages"
 go test -count=1 -race -timeout 20m \
   ./internal/vfs/... ./internal/log/... ./internal/partition/... ./internal/metadata/... \
   ./internal/controller/... ./internal/replica/... ./internal/server/... ./internal/api/... \
+  ./internal/coord/... ./internal/group/... \
   ./test/e2e/...
+
+echo "== benchmark harness (its own module: bench/)"
+(cd bench && go vet ./... && go test -count=1 ./...)
 
 echo "== short fuzz runs"
 fuzz() { go test -run='^$' -fuzz="^$2\$" -fuzztime="${FUZZTIME:-10s}" "$1"; }
