@@ -12,7 +12,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-echo "== unit, end-to-end and crash tests (fuzz seed corpora included)"
+echo "== third-party clients for the compatibility suite (kcat, confluent-kafka-python, kafkajs)"
+bash test/compat/install.sh
+
+echo "== unit, end-to-end, compatibility and crash tests (fuzz seed corpora included)"
 go test -count=1 -timeout 20m ./...
 
 echo "== race detector on the concurrent packages"

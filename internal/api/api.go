@@ -93,9 +93,10 @@ type handlerFunc func(ctx context.Context, h *Handlers, req *Request) (Response,
 
 // registration is one API key's handler and the versions it serves.
 type registration struct {
-	key      int16
-	min, max int16
-	fn       handlerFunc
+	key          int16
+	min, max     int16
+	advertiseMin int16 // the minimum ApiVersions reports; below min only for Produce (see produce.go)
+	fn           handlerFunc
 }
 
 var registry = map[int16]registration{}
@@ -109,19 +110,31 @@ func register(key, min, max int16, fn handlerFunc) {
 	if max > kmsg.RequestForKey(key).MaxVersion() {
 		panic(fmt.Sprintf("api key %d: version %d is beyond the codec", key, max))
 	}
-	registry[key] = registration{key: key, min: min, max: max, fn: fn}
+	registry[key] = registration{key: key, min: min, max: max, advertiseMin: min, fn: fn}
+}
+
+// advertiseFrom makes ApiVersions report key from version v although only the registered range
+// is served. Kafka does exactly this for Produce (KAFKA-18659): librdkafka before 2.11.1
+// compresses gzip, snappy and lz4 batches only if the broker lists Produce v0, and clients
+// pick the highest common version, so nobody actually sends the versions below the served
+// minimum; a request that does is refused like any unsupported version.
+func advertiseFrom(key, v int16) {
+	r := registry[key]
+	r.advertiseMin = v
+	registry[key] = r
 }
 
 // VersionRange is one served API key with its versions.
 type VersionRange struct {
 	Key, Min, Max int16
+	AdvertisedMin int16 // what ApiVersions reports as the minimum (≤ Min)
 }
 
 // Supported lists the served API keys in key order.
 func Supported() []VersionRange {
 	out := make([]VersionRange, 0, len(registry))
 	for _, r := range registry {
-		out = append(out, VersionRange{r.key, r.min, r.max})
+		out = append(out, VersionRange{r.key, r.min, r.max, r.advertiseMin})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out

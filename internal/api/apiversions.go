@@ -22,7 +22,7 @@ func apiKeys() []kmsg.ApiVersionsResponseApiKey {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for _, r := range Supported() {
 		k := kmsg.NewApiVersionsResponseApiKey()
-		k.ApiKey, k.MinVersion, k.MaxVersion = r.Key, r.Min, r.Max
+		k.ApiKey, k.MinVersion, k.MaxVersion = r.Key, r.AdvertisedMin, r.Max
 		keys = append(keys, k)
 	}
 	return keys

@@ -1,6 +1,8 @@
 package api
 
-// Produce (key 0), versions 3–12.
+// Produce (key 0), versions 3–12; ApiVersions lists 0–12, as Kafka 4 does (KAFKA-18659): older
+// librdkafka only compresses when the broker lists Produce v0, and clients use the highest
+// common version. A v0–v2 request is refused like any unsupported version.
 //   v3: magic v2 record batches only, transactional id (the only format Poste stores; v0–v2
 //       carried older message formats and are not served, as in Kafka 4).
 //   v5: log start offset in the response.  v8: per-record errors and an error message.
@@ -22,7 +24,10 @@ import (
 	"github.com/poste-io/poste/internal/partition"
 )
 
-func init() { register(0, 3, 12, handleProduce) }
+func init() {
+	register(0, 3, 12, handleProduce)
+	advertiseFrom(0, 0)
+}
 
 // pendingAck is one appended partition whose commit the response waits for.
 type pendingAck struct {

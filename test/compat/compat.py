@@ -1,0 +1,194 @@
+#!/usr/bin/python3
+"""Drives confluent-kafka-python (librdkafka) against a Poste broker for compat_test.go.
+
+Usage: /usr/bin/python3 compat.py BOOTSTRAP COMMAND < request.json > result.json
+
+Commands, their JSON request and result (compat.js takes and returns the same):
+  create_topic       {"topic": T, "partitions": N}                      -> {"created": true}
+  produce            {"topic": T, "compression": "none|gzip|snappy|lz4|zstd",
+                      "records": [{"key": K|null, "value": V, "headers": [[k, v], ...],
+                                   "timestamp": ms|null, "partition": P|null}]}
+                                                                        -> {"sent": N}
+  consume            {"topics": [T, ...]}  every partition from its start to its end
+                                           (the end as listed when reading starts)
+                     -> {"records": [{"topic", "partition", "offset", "key", "value",
+                                      "headers": [[k, v], ...], "timestamp",
+                                      "timestamp_type": "create|log_append"}]}
+  offsets_for_times  {"topic": T, "partition": P, "timestamps": [ms, ...]}
+                     -> {"offsets": [O, ...]}  (-1 where no record is that recent)
+Keys, values and header values are text. Any failure exits non-zero with the reason on stderr.
+"""
+
+import json
+import sys
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_CREATE_TIME,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+TIMEOUT = 30.0
+
+
+def create_topic(bootstrap, req):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(req["topic"], num_partitions=req["partitions"], replication_factor=1)],
+        operation_timeout=TIMEOUT,
+    )
+    for f in futures.values():
+        f.result(timeout=TIMEOUT)
+    return {"created": True}
+
+
+def produce(bootstrap, req):
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            # librdkafka's default (consistent_random) hashes keys with CRC32; murmur2_random
+            # places keys as the Java client does.
+            "partitioner": "murmur2_random",
+            # Without this, unkeyed records sent within 10 ms all stick to one partition.
+            "sticky.partitioning.linger.ms": 0,
+            "compression.type": req.get("compression") or "none",
+            # Idempotence exercises InitProducerId and per-partition sequence numbers.
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "message.max.bytes": 2 << 20,
+        }
+    )
+    errors = []
+
+    def delivered(err, msg):
+        if err is not None:
+            errors.append(f"{msg.topic()}[{msg.partition()}]: {err}")
+
+    for r in req["records"]:
+        kwargs = {"value": r["value"].encode(), "on_delivery": delivered}
+        if r.get("key") is not None:
+            kwargs["key"] = r["key"].encode()
+        if r.get("headers"):
+            kwargs["headers"] = [(k, v.encode()) for k, v in r["headers"]]
+        if r.get("timestamp") is not None:
+            kwargs["timestamp"] = r["timestamp"]
+        if r.get("partition") is not None:
+            kwargs["partition"] = r["partition"]
+        producer.produce(req["topic"], **kwargs)
+        producer.poll(0)
+    left = producer.flush(TIMEOUT)
+    if left:
+        raise RuntimeError(f"{left} records not delivered within {TIMEOUT}s")
+    if errors:
+        raise RuntimeError("delivery failed: " + "; ".join(errors))
+    return {"sent": len(req["records"])}
+
+
+def new_consumer(bootstrap):
+    # The client insists on a group.id, but assign() never joins the group and, with offsets
+    # neither stored nor committed, no group API is needed.
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "poste-compat-python",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "fetch.message.max.bytes": 2 << 20,
+        }
+    )
+
+
+def text(b):
+    return None if b is None else b.decode()
+
+
+def consume(bootstrap, req):
+    consumer = new_consumer(bootstrap)
+    try:
+        assignment = []
+        ends = {}
+        for topic in req["topics"]:
+            meta = consumer.list_topics(topic, timeout=TIMEOUT).topics[topic]
+            if meta.error is not None:
+                raise KafkaException(meta.error)
+            for p in sorted(meta.partitions):
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=TIMEOUT)
+                ends[(topic, p)] = high
+                assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+        consumer.assign(assignment)
+        pending = {tp for tp, high in ends.items() if high > 0}
+        records = []
+        while pending:
+            msg = consumer.poll(TIMEOUT)
+            if msg is None:
+                raise RuntimeError(f"no record within {TIMEOUT}s; still reading {sorted(pending)}")
+            tp = (msg.topic(), msg.partition())
+            if msg.error() is not None:
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    if tp in pending and msg.offset() >= ends[tp]:
+                        pending.discard(tp)
+                    continue
+                raise KafkaException(msg.error())
+            ts_type, ts = msg.timestamp()
+            records.append(
+                {
+                    "topic": msg.topic(),
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "key": text(msg.key()),
+                    "value": text(msg.value()),
+                    "headers": [[k, text(v)] for k, v in (msg.headers() or [])],
+                    "timestamp": ts,
+                    "timestamp_type": "create" if ts_type == TIMESTAMP_CREATE_TIME else "log_append",
+                }
+            )
+            if msg.offset() + 1 >= ends[tp]:
+                pending.discard(tp)
+        return {"records": records}
+    finally:
+        consumer.close()
+
+
+def offsets_for_times(bootstrap, req):
+    consumer = new_consumer(bootstrap)
+    try:
+        offsets = []
+        # One lookup per timestamp: a list naming a partition twice is not a valid request.
+        for ts in req["timestamps"]:
+            (tp,) = consumer.offsets_for_times(
+                [TopicPartition(req["topic"], req["partition"], ts)], timeout=TIMEOUT
+            )
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            offsets.append(tp.offset)
+        return {"offsets": offsets}
+    finally:
+        consumer.close()
+
+
+COMMANDS = {
+    "create_topic": create_topic,
+    "produce": produce,
+    "consume": consume,
+    "offsets_for_times": offsets_for_times,
+}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in COMMANDS:
+        sys.exit(f"usage: compat.py BOOTSTRAP {{{'|'.join(COMMANDS)}}}")
+    req = json.loads(sys.stdin.read() or "{}")
+    result = COMMANDS[sys.argv[2]](sys.argv[1], req)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
