@@ -3,6 +3,7 @@ module github.com/poste-io/poste
 go 1.26.0
 
 require (
+	github.com/HdrHistogram/hdrhistogram-go v1.2.0
 	github.com/cockroachdb/datadriven v1.0.3
 	github.com/golang/snappy v1.0.0
 	github.com/hashicorp/go-hclog v1.6.2

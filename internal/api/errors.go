@@ -7,6 +7,8 @@ import (
 
 	"github.com/poste-io/poste/internal/config"
 	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/coord"
+	"github.com/poste-io/poste/internal/group"
 	"github.com/poste-io/poste/internal/partition"
 	"github.com/poste-io/poste/internal/record"
 	"github.com/poste-io/poste/internal/replica"
@@ -45,6 +47,27 @@ var errorTable = []struct {
 	{controller.ErrInvalidConfig, kerr.InvalidConfig},
 	{controller.ErrNotController, kerr.NotController},
 	{config.ErrInvalidConfig, kerr.InvalidConfig},
+
+	{coord.ErrNotCoordinator, kerr.NotCoordinator},
+	{coord.ErrLoading, kerr.CoordinatorLoadInProgress},
+	{coord.ErrUnavailable, kerr.CoordinatorNotAvailable},
+
+	{group.ErrInvalidGroupID, kerr.InvalidGroupID},
+	{group.ErrUnknownMember, kerr.UnknownMemberID},
+	{group.ErrIllegalGeneration, kerr.IllegalGeneration},
+	{group.ErrRebalanceInProgress, kerr.RebalanceInProgress},
+	{group.ErrFencedInstance, kerr.FencedInstanceID},
+	{group.ErrMemberIDRequired, kerr.MemberIDRequired},
+	{group.ErrInconsistentProtocol, kerr.InconsistentGroupProtocol},
+	{group.ErrInvalidSessionTimeout, kerr.InvalidSessionTimeout},
+	{group.ErrGroupMaxSize, kerr.GroupMaxSizeReached},
+	{group.ErrGroupNotFound, kerr.GroupIDNotFound},
+	{group.ErrNonEmptyGroup, kerr.NonEmptyGroup},
+	{group.ErrSubscribedToTopic, kerr.GroupSubscribedToTopic},
+	{group.ErrMetadataTooLarge, kerr.OffsetMetadataTooLarge},
+	{group.ErrCoordinatorNotAvail, kerr.CoordinatorNotAvailable},
+	{group.ErrUnknownTopicPartition, kerr.UnknownTopicOrPartition},
+	{group.ErrLoading, kerr.CoordinatorLoadInProgress},
 }
 
 // errCode returns the Kafka error code for err (0 for nil); errors the table does not know are

@@ -5,6 +5,7 @@ import (
 
 	"github.com/poste-io/poste/internal/config"
 	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/group"
 	"github.com/poste-io/poste/internal/metadata"
 	"github.com/poste-io/poste/internal/replica"
 	"github.com/poste-io/poste/internal/txn"
@@ -17,6 +18,7 @@ type Deps struct {
 	Controller  *controller.Controller
 	Replicas    *replica.Manager
 	ProducerIDs *txn.ProducerIDs
+	Groups      *group.Coordinator
 	Logger      *slog.Logger
 }
 

@@ -11,12 +11,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/poste-io/poste/internal/api"
 	"github.com/poste-io/poste/internal/config"
 	"github.com/poste-io/poste/internal/controller"
+	"github.com/poste-io/poste/internal/coord"
+	"github.com/poste-io/poste/internal/group"
 	"github.com/poste-io/poste/internal/metadata"
 	"github.com/poste-io/poste/internal/replica"
 	"github.com/poste-io/poste/internal/server"
@@ -37,6 +40,7 @@ type Broker struct {
 	store    *metadata.Store
 	ctrl     *controller.Controller
 	replicas *replica.Manager
+	groups   *group.Coordinator
 	srv      *server.Server
 	addrs    []net.Addr
 }
@@ -120,6 +124,17 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		return nil, err
 	}
 
+	// The group coordinator loads a shard for each __consumer_offsets partition led here; its
+	// watcher runs after the replica manager's, so the partitions are open by then.
+	b.groups = group.NewCoordinator(groupConfig(b.cfg), cfg.NodeID, func(i int32) (coord.Log, error) {
+		p, err := b.replicas.Get(group.OffsetsTopic, i)
+		if err != nil {
+			return nil, err
+		}
+		return p, nil
+	}, nil, lg)
+	b.store.Watch(b.groups.Apply)
+
 	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
 		return b.ctrl.AllocateProducerIDs(ctx, cfg.NodeID, n)
 	})
@@ -129,6 +144,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		Controller:  b.ctrl,
 		Replicas:    b.replicas,
 		ProducerIDs: pids,
+		Groups:      b.groups,
 		Logger:      lg,
 	})
 	b.srv = server.New(server.Config{MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: lg.With("component", "server")}, h)
@@ -138,6 +154,21 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	}
 	lg.Info("broker started", "node.id", cfg.NodeID, "cluster.id", b.store.Image().ClusterID(), "log.dirs", cfg.LogDirs)
 	return b, nil
+}
+
+// groupConfig derives the group coordinator's configuration from the broker's.
+func groupConfig(cfg *config.Broker) group.Config {
+	ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
+	gc := group.Config{
+		MinSessionTimeout:     ms(int64(cfg.GroupMinSessionTimeoutMs)),
+		MaxSessionTimeout:     ms(int64(cfg.GroupMaxSessionTimeoutMs)),
+		InitialRebalanceDelay: ms(int64(cfg.GroupInitialRebalanceDelayMs)),
+		OffsetsRetention:      ms(cfg.OffsetsRetentionMs),
+	}
+	if v, err := strconv.Atoi(cfg.Values["group.max.size"]); err == nil && v > 0 {
+		gc.MaxSize = v
+	}
+	return gc
 }
 
 func registration(cfg *config.Broker) metadata.RegisterBrokerRecord {
@@ -170,6 +201,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 func (b *Broker) close() error {
 	var errs []error
+	// Coordinator shards write to their partitions: stop them first.
+	if b.groups != nil {
+		b.groups.Close()
+	}
 	if b.replicas != nil {
 		if err := b.replicas.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("partitions: %w", err))

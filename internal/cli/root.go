@@ -58,7 +58,9 @@ against any Kafka-compatible cluster. Exit codes: 0 ok, 1 error, 2 usage,
 		newTopicCommand(g),
 		newProduceCommand(g),
 		newConsumeCommand(g),
+		newGroupCommand(g),
 		newClusterCommand(g),
+		newBenchCommand(g),
 	)
 	return root
 }
