@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -165,8 +166,8 @@ func groupConfig(cfg *config.Broker) group.Config {
 		InitialRebalanceDelay: ms(int64(cfg.GroupInitialRebalanceDelayMs)),
 		OffsetsRetention:      ms(cfg.OffsetsRetentionMs),
 	}
-	if v, err := strconv.Atoi(cfg.Values["group.max.size"]); err == nil && v > 0 {
-		gc.MaxSize = v
+	if cfg.GroupMaxSize < math.MaxInt32 {
+		gc.MaxSize = int(cfg.GroupMaxSize)
 	}
 	return gc
 }

@@ -58,6 +58,10 @@ type Broker struct {
 	GroupInitialRebalanceDelayMs  int32
 	GroupMinSessionTimeoutMs      int32
 	GroupMaxSessionTimeoutMs      int32
+	GroupMaxSize                  int32
+	ConsumerHeartbeatIntervalMs   int32 // group.consumer.heartbeat.interval.ms (KIP-848)
+	ConsumerSessionTimeoutMs      int32 // group.consumer.session.timeout.ms (KIP-848)
+	ConsumerGroupMaxSize          int32 // group.consumer.max.size (KIP-848)
 
 	// Transactions and idempotence.
 	TransactionMaxTimeoutMs              int32
@@ -243,6 +247,10 @@ func (b *Broker) resolve() error {
 	b.GroupInitialRebalanceDelayMs = b.int32Of("group.initial.rebalance.delay.ms")
 	b.GroupMinSessionTimeoutMs = b.int32Of("group.min.session.timeout.ms")
 	b.GroupMaxSessionTimeoutMs = b.int32Of("group.max.session.timeout.ms")
+	b.GroupMaxSize = b.int32Of("group.max.size")
+	b.ConsumerHeartbeatIntervalMs = b.int32Of("group.consumer.heartbeat.interval.ms")
+	b.ConsumerSessionTimeoutMs = b.int32Of("group.consumer.session.timeout.ms")
+	b.ConsumerGroupMaxSize = b.int32Of("group.consumer.max.size")
 
 	b.TransactionMaxTimeoutMs = b.int32Of("transaction.max.timeout.ms")
 	b.TransactionalIDExpirationMs = b.int32Of("transactional.id.expiration.ms")

@@ -380,6 +380,14 @@ var brokerDefs = []Def{
 		Doc: "Smallest session timeout a group member may ask for."},
 	{Name: "group.max.session.timeout.ms", Type: TypeInt, Default: "1800000",
 		Doc: "Largest session timeout a group member may ask for."},
+	{Name: "group.max.size", Type: TypeInt, Default: "2147483647", check: atLeast(1),
+		Doc: "Most members a classic consumer group may have."},
+	{Name: "group.consumer.heartbeat.interval.ms", Type: TypeInt, Default: "5000", check: atLeast(1),
+		Doc: "Heartbeat interval given to members of consumer groups using the KIP-848 protocol."},
+	{Name: "group.consumer.session.timeout.ms", Type: TypeInt, Default: "45000", check: atLeast(1),
+		Doc: "Session timeout of members of consumer groups using the KIP-848 protocol."},
+	{Name: "group.consumer.max.size", Type: TypeInt, Default: "2147483647", check: atLeast(1),
+		Doc: "Most members a KIP-848 consumer group may have."},
 
 	// Transactions and idempotence.
 	{Name: "transaction.max.timeout.ms", Type: TypeInt, Default: "900000", check: atLeast(1),
