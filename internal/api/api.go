@@ -16,9 +16,10 @@ import (
 
 // Request is one decoded request as the server hands it to a handler.
 //
-// The bytes that Body was decoded from (record batches of a produce request in particular)
-// belong to the connection's read buffer and are valid only until the handler's synchronous
-// part returns; a handler that needs them later must copy them.
+// The record batches of a produce request are slices of the connection's read buffer, valid
+// only until the handler's synchronous part returns (the server reuses that buffer for the
+// next produce request). Every other request's bytes remain valid for as long as they are
+// referenced, so handlers may keep them (group assignments, member metadata).
 type Request struct {
 	Key, Version  int16
 	CorrelationID int32

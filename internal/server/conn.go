@@ -25,7 +25,8 @@ const maxKeptReadBuffer = 16 << 20
 // Invariants: requests are read, decoded and handed to the handler by the reader goroutine
 // alone, in arrival order; responses are written by the writer goroutine alone, in the same
 // order, because the reader enqueues them in that order and the writer awaits each before the
-// next. The read buffer is reused only after the handler's synchronous part has returned.
+// next. The read buffer is reused only for produce requests, after the handler's synchronous
+// part has returned; every other request's bytes stay valid for as long as anyone holds them.
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -104,13 +105,18 @@ func (c *conn) readLoop() {
 		if !c.handle(frame) {
 			return
 		}
-		if cap(frame) <= maxKeptReadBuffer {
+		// Only a produce request's buffer is reused: its record bytes are consumed before its
+		// handler returns. Any other request may keep slices of its bytes (group assignments,
+		// member metadata) in state or in a deferred response, so its buffer is left to them.
+		if isProduce(frame) && cap(frame) <= maxKeptReadBuffer {
 			buf = frame[:0]
 		} else {
 			buf = nil
 		}
 	}
 }
+
+func isProduce(frame []byte) bool { return len(frame) >= 2 && frame[0] == 0 && frame[1] == 0 }
 
 // handle decodes and dispatches one frame; false closes the connection. A panic in a handler
 // is a bug: it is logged with its stack and closes this connection only, never the broker.

@@ -104,3 +104,38 @@ func TestDeferredResponsesKeepOrder(t *testing.T) {
 		io.ReadFull(c, make([]byte, size-4))
 	}
 }
+
+// Regression: the read buffer was reused for every request, so bytes a handler kept (a group
+// leader's SyncGroup assignments, handed to other members later) were overwritten by the next
+// request on the connection. Only produce buffers may be reused.
+func TestRetainedRequestBytesSurviveLaterRequests(t *testing.T) {
+	kept := make(chan []byte, 2)
+	addr := startServer(t, handlerFunc(func(_ context.Context, req *api.Request) (api.Response, error) {
+		r := req.Body.(*kmsg.SyncGroupRequest)
+		kept <- r.GroupAssignment[0].MemberAssignment
+		return kmsg.NewPtrSyncGroupResponse(), nil
+	}))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	f := kmsg.NewRequestFormatter()
+	for i, v := range []string{"AAAAAAAA", "BBBBBBBB"} {
+		req := kmsg.NewPtrSyncGroupRequest()
+		req.Version = 3
+		a := kmsg.NewSyncGroupRequestGroupAssignment()
+		a.MemberID, a.MemberAssignment = "m", []byte(v)
+		req.GroupAssignment = append(req.GroupAssignment, a)
+		c.Write(f.AppendRequest(nil, req, int32(i)))
+		hdr := make([]byte, 4)
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			t.Fatal(err)
+		}
+		io.ReadFull(c, make([]byte, int(hdr[0])<<24|int(hdr[1])<<16|int(hdr[2])<<8|int(hdr[3])))
+	}
+	if first := <-kept; string(first) != "AAAAAAAA" {
+		t.Fatalf("bytes kept from the first request became %q", first)
+	}
+}
