@@ -100,14 +100,19 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frameOf([]byte("hello")), int32(100))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, int32(100))
 	f.Add([]byte{0, 0, 0, 1}, int32(0))
+	f.Add([]byte{0, 0, 0, 0, 7}, int32(68)) // a zero-length frame followed by the next one
 	f.Fuzz(func(t *testing.T, in []byte, max int32) {
 		if max < 0 {
 			max = -max
 		}
 		max %= 1 << 20
 		got, err := readFrame(bytes.NewReader(in), nil, max)
-		if err == nil && (len(got) > int(max) || len(got) != len(in)-4) {
-			t.Fatalf("frame of %d bytes from %d input bytes, max %d", len(got), len(in), max)
+		if err != nil {
+			return
+		}
+		declared := int(binary.BigEndian.Uint32(in))
+		if len(got) != declared || len(got) > int(max) || !bytes.Equal(got, in[4:4+declared]) {
+			t.Fatalf("frame of %d bytes from a %d-byte prefix of %d input bytes, max %d", len(got), declared, len(in), max)
 		}
 	})
 }
