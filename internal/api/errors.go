@@ -68,6 +68,12 @@ var errorTable = []struct {
 	{group.ErrCoordinatorNotAvail, kerr.CoordinatorNotAvailable},
 	{group.ErrUnknownTopicPartition, kerr.UnknownTopicOrPartition},
 	{group.ErrLoading, kerr.CoordinatorLoadInProgress},
+	{group.ErrInvalidRequest, kerr.InvalidRequest},
+	{group.ErrFencedMemberEpoch, kerr.FencedMemberEpoch},
+	{group.ErrStaleMemberEpoch, kerr.StaleMemberEpoch},
+	{group.ErrUnreleasedInstanceID, kerr.UnreleasedInstanceID},
+	{group.ErrUnsupportedAssignor, kerr.UnsupportedAssignor},
+	{group.ErrInvalidRegex, kerr.InvalidRegularExpression},
 }
 
 // errCode returns the Kafka error code for err (0 for nil); errors the table does not know are

@@ -49,6 +49,13 @@ func (s *Shard) Join(now time.Time, req JoinRequest, cb func(JoinResult)) coord.
 	if g.state == Dead {
 		return fail(ErrCoordinatorNotAvail, req.MemberID)
 	}
+	if g.cg != nil {
+		// A KIP-848 group: refused while it has members; an empty one becomes classic.
+		if len(g.cg.members) > 0 {
+			return fail(ErrInconsistentProtocol, req.MemberID)
+		}
+		return merge(coord.Result{Records: s.dropConsumerGroup(g)}, s.Join(now, req, cb))
+	}
 	if !compatible(g, &req) {
 		return fail(ErrInconsistentProtocol, req.MemberID)
 	}

@@ -1,5 +1,6 @@
-// Package group is the classic consumer-group coordinator (JoinGroup/SyncGroup/Heartbeat/
-// LeaveGroup and committed offsets), kept as records of the compacted internal topic
+// Package group is the consumer-group coordinator — the classic protocol (JoinGroup/
+// SyncGroup/Heartbeat/LeaveGroup), the KIP-848 consumer protocol (ConsumerGroupHeartbeat,
+// consumer*.go) and committed offsets — kept as records of the compacted internal topic
 // __consumer_offsets and run as operations of the coordinator runtime (internal/coord).
 //
 // A group lives in the shard of partition partitionFor(group) of __consumer_offsets; the
@@ -229,5 +230,16 @@ type Description struct {
 type Listing struct {
 	Group        string
 	ProtocolType string
-	State        State
+	State        State  // of a classic group
+	Type         string // "classic" or "consumer" (KIP-848)
+	// ConsumerState is a consumer group's state: Empty, Assigning, Reconciling or Stable.
+	ConsumerState string
+}
+
+// StateName is the group's state as ListGroups reports it.
+func (l Listing) StateName() string {
+	if l.Type == "consumer" {
+		return l.ConsumerState
+	}
+	return l.State.String()
 }

@@ -39,6 +39,11 @@ func (s *Shard) Commit(now time.Time, req CommitRequest, offsets []CommitOffset,
 		case g.state == Dead:
 			cb(ErrCoordinatorNotAvail, nil)
 			return coord.Result{}
+		case g.cg != nil:
+			if err := commitCheckConsumer(g, req, offsets); err != nil {
+				cb(err, nil)
+				return coord.Result{}
+			}
 		case req.Generation < 0 && g.state == Empty:
 		default:
 			m, err := checkMember(g, req.MemberID, req.InstanceID, req.Generation)
@@ -135,7 +140,9 @@ func (s *Shard) DeleteOffsets(groupID string, tps []TopicPartition, cb func(erro
 		return coord.Result{}
 	}
 	var subscribed map[string]bool
-	if g.state != Empty {
+	if g.cg != nil && len(g.cg.members) > 0 {
+		subscribed = consumerSubscribed(g.cg)
+	} else if g.state != Empty {
 		if g.protocolType != "consumer" {
 			cb(ErrNonEmptyGroup, nil)
 			return coord.Result{}
@@ -178,7 +185,9 @@ func (s *Shard) DeleteOffsets(groupID string, tps []TopicPartition, cb func(erro
 // Describe returns a group as DescribeGroups shows it; an unknown group is Dead.
 func (s *Shard) Describe(groupID string) Description {
 	g := s.groups[groupID]
-	if g == nil {
+	if g == nil || g.cg != nil {
+		// DescribeGroups shows classic groups only, as in Kafka; a consumer group is described
+		// by ConsumerGroupDescribe.
 		return Description{Group: groupID, State: Dead}
 	}
 	d := Description{Group: g.id, State: g.state, ProtocolType: g.protocolType, Protocol: g.protocol}
@@ -197,7 +206,11 @@ func (s *Shard) Describe(groupID string) Description {
 func (s *Shard) List() []Listing {
 	out := make([]Listing, 0, len(s.groups))
 	for _, g := range s.groups {
-		out = append(out, Listing{Group: g.id, ProtocolType: g.protocolType, State: g.state})
+		if g.cg != nil {
+			out = append(out, Listing{Group: g.id, ProtocolType: "consumer", Type: "consumer", ConsumerState: g.cg.state()})
+			continue
+		}
+		out = append(out, Listing{Group: g.id, ProtocolType: g.protocolType, State: g.state, Type: "classic"})
 	}
 	return out
 }
@@ -209,21 +222,27 @@ func (s *Shard) Delete(groupID string, cb func(error)) coord.Result {
 	case g == nil || g.state == Dead:
 		cb(ErrGroupNotFound)
 		return coord.Result{}
-	case g.state != Empty:
+	case g.state != Empty || (g.cg != nil && len(g.cg.members) > 0):
 		cb(ErrNonEmptyGroup)
 		return coord.Result{}
 	}
-	recs := make([]coord.Record, 0, len(g.offsets)+1)
+	recs := make([]coord.Record, 0, len(g.offsets)+2)
 	for _, tp := range sortedTPs(g.offsets) {
 		recs = append(recs, coord.Record{Key: offsetKey(g.id, tp)})
 	}
-	recs = append(recs, groupTombstone(g.id))
+	cg := g.cg
+	if cg != nil {
+		recs = append(recs, s.dropConsumerGroup(g)...)
+	} else {
+		recs = append(recs, groupTombstone(g.id))
+	}
 	delete(s.groups, g.id)
 	g.state = Dead
 	s.timers.Cancel(joinKey(g.id))
 	return coord.Result{Records: recs, Done: func(err error) {
 		if err != nil && s.groups[g.id] == nil {
 			g.state = Empty
+			g.cg = cg
 			s.groups[g.id] = g
 		} else if err == nil {
 			g.offsets = map[TopicPartition]Offset{}
@@ -257,7 +276,7 @@ func (s *Shard) retentionCheck(now time.Time) coord.Result {
 	}
 	ids := make([]string, 0, len(s.groups))
 	for id, g := range s.groups {
-		if g.state == Empty {
+		if g.state == Empty && (g.cg == nil || len(g.cg.members) == 0) {
 			ids = append(ids, id)
 		}
 	}
@@ -269,6 +288,8 @@ func (s *Shard) retentionCheck(now time.Time) coord.Result {
 			base := time.UnixMilli(g.offsets[tp].CommitTime)
 			if g.protocolType != "" {
 				base = g.stateTime
+			} else if g.cg != nil {
+				base = g.cg.stateTime
 			}
 			if !now.Before(base.Add(s.cfg.OffsetsRetention)) {
 				recs = append(recs, coord.Record{Key: offsetKey(id, tp)})
@@ -276,6 +297,9 @@ func (s *Shard) retentionCheck(now time.Time) coord.Result {
 			}
 		}
 		if len(g.offsets) == 0 && len(g.pending) == 0 {
+			if g.cg != nil {
+				recs = append(recs, s.dropConsumerGroup(g)...)
+			}
 			if g.stored {
 				recs = append(recs, groupTombstone(id))
 			}

@@ -84,6 +84,9 @@ type group struct {
 	offsets      map[TopicPartition]Offset
 	stateTime    time.Time // when the group entered its state
 	stored       bool      // a group metadata record of it exists
+	// cg is set for a KIP-848 consumer group (consumer.go); its classic fields then stay
+	// empty (no members, state Empty) and only offsets are shared.
+	cg *consumerGroup
 
 	// Initial delayed join (group.initial.rebalance.delay.ms) of a group leaving Empty.
 	initialDelay   bool
@@ -161,6 +164,7 @@ func (s *Shard) Loaded(t coord.Timers, now time.Time) {
 			s.scheduleHeartbeat(g, g.members[id], now)
 		}
 	}
+	s.loadedConsumers(now)
 	s.timers.Schedule(retentionKey, now.Add(s.cfg.RetentionCheck), s.retentionCheck)
 }
 
@@ -254,8 +258,10 @@ func (s *Shard) Replay(_ int64, key, value []byte) error {
 		}
 		s.groups[k.Group] = g
 	default:
-		// Records of a newer coordinator (KIP-848 groups) are skipped, as Kafka skips unknown
-		// record versions it does not serve.
+		if isConsumerKey(version) {
+			return s.replayConsumer(version, key, value)
+		}
+		// Records of other types are skipped, as Kafka skips record versions it does not serve.
 	}
 	return nil
 }

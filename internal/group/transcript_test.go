@@ -3,6 +3,7 @@ package group
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,6 +184,9 @@ func optStr(s string) *string {
 //	delete-group / delete-offsets offsets=<topic>/<partition>,…
 func TestClassicGroupTranscripts(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		if strings.HasPrefix(filepath.Base(path), "consumer_") {
+			t.Skip("a KIP-848 transcript: TestConsumerGroupTranscripts runs it")
+		}
 		h := newHarness(0, 0)
 		const g = "g"
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
