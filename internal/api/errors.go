@@ -12,6 +12,7 @@ import (
 	"github.com/poste-io/poste/internal/partition"
 	"github.com/poste-io/poste/internal/record"
 	"github.com/poste-io/poste/internal/replica"
+	"github.com/poste-io/poste/internal/txn"
 )
 
 // errorTable maps each package's sentinel errors to the Kafka error a client receives. This
@@ -34,7 +35,15 @@ var errorTable = []struct {
 	{partition.ErrInvalidEpoch, kerr.InvalidProducerEpoch},
 	{partition.ErrTimeout, kerr.RequestTimedOut},
 	{partition.ErrOffsetOutOfRange, kerr.OffsetOutOfRange},
-	{partition.ErrTransactionalSkip, kerr.TransactionalIDAuthorizationFailed},
+	{partition.ErrInvalidTxnState, kerr.InvalidTxnState},
+
+	{txn.ErrInvalidTimeout, kerr.InvalidTransactionTimeout},
+	{txn.ErrConcurrentTransactions, kerr.ConcurrentTransactions},
+	{txn.ErrProducerFenced, kerr.ProducerFenced},
+	{txn.ErrInvalidProducerIDMapping, kerr.InvalidProducerIDMapping},
+	{txn.ErrInvalidTxnState, kerr.InvalidTxnState},
+	{txn.ErrTransactionalIDNotFound, kerr.TransactionalIDNotFound},
+	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 
 	{replica.ErrNotHosted, kerr.UnknownTopicOrPartition},
 

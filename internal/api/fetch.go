@@ -1,7 +1,8 @@
 package api
 
 // Fetch (key 1), versions 4–16, for consumers.
-//   v4: isolation level, last stable offset, aborted transactions.  v5: log start offset.
+//   v4: isolation level, last stable offset, aborted transactions (read_committed reads up to
+//       the last stable offset and gets the aborted transactions overlapping what it read).  v5: log start offset.
 //   v7: fetch sessions (KIP-227) — see below.  v9: current leader epoch (fencing, KIP-320).
 //   v11: rack id, preferred read replica (always -1: fetch from followers comes with clusters).
 //   v12: flexible; last fetched epoch and diverging epoch (used by followers).
@@ -23,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	plog "github.com/poste-io/poste/internal/log"
 	"github.com/poste-io/poste/internal/partition"
 )
 
@@ -115,7 +117,12 @@ func (f *fetch) read() (topics []fetchTopic, total int, done bool) {
 				limit = budget
 			}
 			if limit > 0 || minOne {
-				s, err := p.Read(rp.FetchOffset, limit, minOne)
+				var s plog.Slice
+				if committed {
+					s, err = p.ReadBelow(rp.FetchOffset, fp.lso, limit, minOne)
+				} else {
+					s, err = p.Read(rp.FetchOffset, limit, minOne)
+				}
 				switch {
 				case errors.Is(err, partition.ErrOffsetOutOfRange):
 					fp.errCode = kerr.OffsetOutOfRange.Code
@@ -125,6 +132,9 @@ func (f *fetch) read() (topics []fetchTopic, total int, done bool) {
 					done = true
 				default:
 					fp.records = s
+					if committed && s.Size > 0 {
+						fp.aborted = p.AbortedTxns(rp.FetchOffset, s.NextOffset)
+					}
 					if s.Size > 0 {
 						minOne = false
 						budget -= s.Size

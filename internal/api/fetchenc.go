@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	plog "github.com/poste-io/poste/internal/log"
+	"github.com/poste-io/poste/internal/partition"
 )
 
 // The fetch response is encoded here rather than by kmsg so that record bytes are never copied
@@ -16,7 +17,8 @@ type fetchPart struct {
 	partition     int32
 	errCode       int16
 	hw, lso, lso0 int64 // high watermark, last stable offset, log start offset
-	committed     bool  // read_committed: aborted transactions is an empty list, not null
+	committed     bool  // read_committed: aborted transactions is a list, not null
+	aborted       []partition.AbortedTxn
 	records       plog.Slice
 }
 
@@ -118,7 +120,12 @@ func encodeFetch(version int16, errCode int16, sessionID int32, topics []fetchTo
 			}
 			if version >= 4 {
 				if p.committed {
-					e.arrayLen(0)
+					e.arrayLen(len(p.aborted))
+					for _, a := range p.aborted {
+						e.i64(a.ProducerID)
+						e.i64(a.FirstOffset)
+						e.noTags()
+					}
 				} else {
 					e.nullArray()
 				}

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	plog "github.com/poste-io/poste/internal/log"
+	"github.com/poste-io/poste/internal/partition"
 	"github.com/poste-io/poste/internal/vfs"
 )
 
@@ -45,7 +46,8 @@ func TestEncodeFetchDecodesWithKmsg(t *testing.T) {
 		{name: "a", id: id, parts: []fetchPart{
 			{partition: 0, hw: 10, lso: 10, lso0: 0, records: plog.Slice{File: f, Pos: 5, Size: 100}},
 			{partition: 1, errCode: 1, hw: -1, lso: -1, lso0: -1},
-			{partition: 2, hw: 3, lso: 3, lso0: 1, committed: true, records: plog.Slice{File: f, Pos: 200, Size: 50}},
+			{partition: 2, hw: 3, lso: 3, lso0: 1, committed: true, records: plog.Slice{File: f, Pos: 200, Size: 50},
+				aborted: []partition.AbortedTxn{{ProducerID: 5, FirstOffset: 1, LastOffset: 2}, {ProducerID: 6, FirstOffset: 2, LastOffset: 9}}},
 		}},
 		{name: "b", id: [16]byte{9}, parts: []fetchPart{{partition: 7, hw: 0, lso: 0, lso0: 0}}},
 	}
@@ -75,6 +77,10 @@ func TestEncodeFetchDecodesWithKmsg(t *testing.T) {
 		}
 		if p2.AbortedTransactions == nil || p0.AbortedTransactions != nil {
 			t.Fatalf("v%d: aborted transactions null/empty mixed up", v)
+		}
+		if at := p2.AbortedTransactions; len(at) != 2 || at[0].ProducerID != 5 || at[0].FirstOffset != 1 ||
+			at[1].ProducerID != 6 || at[1].FirstOffset != 2 {
+			t.Fatalf("v%d: aborted transactions %+v", v, at)
 		}
 		if resp.Topics[0].Partitions[1].ErrorCode != 1 || resp.Topics[1].Partitions[0].Partition != 7 {
 			t.Fatalf("v%d: %+v", v, resp.Topics)

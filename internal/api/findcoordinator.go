@@ -7,7 +7,8 @@ package api
 //   v5: no schema change (transactional ids may get TRANSACTIONAL_ID_NOT_FOUND, KIP-890).
 // A group's coordinator is the leader of its __consumer_offsets partition. As in Kafka, the
 // first request creates __consumer_offsets (offsets.topic.num.partitions, compacted) when it
-// does not exist. Transaction coordinators are not served yet: COORDINATOR_NOT_AVAILABLE.
+// does not exist. A transactional id's coordinator is the leader of its __transaction_state
+// partition (same formula), the topic created alike (transaction.state.log.num.partitions).
 
 import (
 	"context"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/poste-io/poste/internal/controller"
 	"github.com/poste-io/poste/internal/group"
+	"github.com/poste-io/poste/internal/txn"
 )
 
 func init() { register(10, 0, 5, handleFindCoordinator) }
@@ -53,18 +55,26 @@ func (h *Handlers) findCoordinator(ctx context.Context, req *Request, typ int8, 
 		c.ErrorCode = e.Code
 		return c
 	}
-	if typ != 0 {
-		return fail(kerr.CoordinatorNotAvailable)
+	if typ != 0 && typ != 1 {
+		return fail(kerr.InvalidRequest)
 	}
 	if key == "" {
 		return fail(kerr.InvalidRequest)
 	}
-	if err := h.ensureOffsetsTopic(ctx); err != nil {
-		h.logReq(req).Warn("creating "+group.OffsetsTopic+" failed", "err", err)
+	topic := group.OffsetsTopic
+	ensure, partitionFor := h.ensureOffsetsTopic, h.Groups.PartitionFor
+	if typ == 1 {
+		if h.Txns == nil {
+			return fail(kerr.CoordinatorNotAvailable)
+		}
+		topic, ensure, partitionFor = txn.StateTopic, h.ensureTxnTopic, h.Txns.PartitionFor
+	}
+	if err := ensure(ctx); err != nil {
+		h.logReq(req).Warn("creating "+topic+" failed", "err", err)
 		return fail(kerr.CoordinatorNotAvailable)
 	}
-	p, ok := h.Groups.PartitionFor(key)
-	t := h.Meta.Image().Topic(group.OffsetsTopic)
+	p, ok := partitionFor(key)
+	t := h.Meta.Image().Topic(topic)
 	if !ok || t == nil || int(p) >= len(t.Partitions) || t.Partitions[p].Leader < 0 {
 		return fail(kerr.CoordinatorNotAvailable)
 	}
@@ -99,6 +109,26 @@ func (h *Handlers) ensureOffsetsTopic(ctx context.Context) error {
 		Name:              group.OffsetsTopic,
 		NumPartitions:     h.Config.OffsetsTopicNumPartitions,
 		ReplicationFactor: h.Config.OffsetsTopicReplicationFactor,
+		Configs:           map[string]*string{"cleanup.policy": &compact, "segment.bytes": &seg, "compression.type": &codec},
+	}}, false)
+	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return h.Meta.WaitDelivered(wctx, h.Meta.Image().AppliedIndex())
+}
+
+// ensureTxnTopic creates __transaction_state if it does not exist, like ensureOffsetsTopic.
+func (h *Handlers) ensureTxnTopic(ctx context.Context) error {
+	if h.Meta.Image().Topic(txn.StateTopic) != nil {
+		return nil
+	}
+	compact, seg, codec := "compact", offsetsTopicSegmentBytes, "producer"
+	res := h.Controller.CreateTopics(ctx, []controller.TopicSpec{{
+		Name:              txn.StateTopic,
+		NumPartitions:     h.Config.TransactionStateLogNumPartitions,
+		ReplicationFactor: h.Config.TransactionStateLogReplicationFactor,
 		Configs:           map[string]*string{"cleanup.policy": &compact, "segment.bytes": &seg, "compression.type": &codec},
 	}}, false)
 	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {

@@ -19,6 +19,7 @@ type Deps struct {
 	Replicas    *replica.Manager
 	ProducerIDs *txn.ProducerIDs
 	Groups      *group.Coordinator
+	Txns        *txn.Coordinator
 	Logger      *slog.Logger
 }
 

@@ -8,6 +8,11 @@ package api
 //   v5: log start offset in the response.  v8: per-record errors and an error message.
 //   v9: flexible.  v10–v12: current-leader hints on NOT_LEADER (KIP-951, sent when known),
 //       no other schema change.
+// Transactional produce (transactional id set): before a transactional batch is appended, the
+// transaction coordinator confirms that the partition was added to the producer's ongoing
+// transaction (KIP-890 part 1), so a late or stray write can never open a transaction that no
+// coordinator will close. Refused with INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH when the
+// producer was fenced.
 // acks=0 gets no response at all; acks=1 and acks=-1 are answered once the batch is
 // committed, which on a single node means fsynced (log.flush.policy=always). Two stages: the
 // append happens in request order on the connection's reader; the wait for the fsync happens
@@ -22,6 +27,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/partition"
+	"github.com/poste-io/poste/internal/record"
+	"github.com/poste-io/poste/internal/txn"
 )
 
 func init() {
@@ -63,16 +70,17 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 			case topic == nil:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
-			case r.TransactionID != nil:
-				// Transactions are not served yet; InitProducerId refuses transactional ids,
-				// so a conforming client never gets here.
-				sp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-				continue
 			}
 			p, err := h.Replicas.Get(rt.Topic, rp.Partition)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				continue
+			}
+			if r.TransactionID != nil {
+				if code := h.verifyTxnProduce(*r.TransactionID, rt.Topic, rp.Partition, rp.Records); code != 0 {
+					sp.ErrorCode = code
+					continue
+				}
 			}
 			res, err := p.Append(rp.Records)
 			if err != nil {
@@ -111,4 +119,30 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 		}
 		return resp
 	}), nil
+}
+
+// verifyTxnProduce checks a transactional batch against its coordinator; 0 means append it.
+func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records []byte) int16 {
+	hd, err := record.ParseHeader(records)
+	if err != nil {
+		return kerr.CorruptMessage.Code
+	}
+	if !hd.IsTransactional() {
+		return kerr.InvalidTxnState.Code
+	}
+	if h.Txns == nil {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	err = awaitResult(func(cb func(error)) {
+		h.Txns.Verify(id, hd.ProducerID, hd.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
+	})()
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, txn.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, txn.ErrInvalidTxnState), errors.Is(err, txn.ErrInvalidProducerIDMapping):
+		return kerr.InvalidTxnState.Code
+	}
+	return errCode(err)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/poste-io/poste/internal/coord"
 	"github.com/poste-io/poste/internal/group"
 	"github.com/poste-io/poste/internal/metadata"
+	"github.com/poste-io/poste/internal/partition"
 	"github.com/poste-io/poste/internal/replica"
 	"github.com/poste-io/poste/internal/server"
 	"github.com/poste-io/poste/internal/txn"
@@ -42,6 +43,7 @@ type Broker struct {
 	ctrl     *controller.Controller
 	replicas *replica.Manager
 	groups   *group.Coordinator
+	txns     *txn.Coordinator
 	srv      *server.Server
 	addrs    []net.Addr
 }
@@ -139,6 +141,18 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
 		return b.ctrl.AllocateProducerIDs(ctx, cfg.NodeID, n)
 	})
+	// The transaction coordinator, on __transaction_state, writes markers straight to the
+	// hosted partitions and commits transactional offsets through the group coordinator.
+	b.txns = txn.NewCoordinator(txn.Config{MaxTimeout: time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond},
+		cfg.NodeID, func(i int32) (coord.Log, error) {
+			p, err := b.replicas.Get(txn.StateTopic, i)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		}, pids, markerWriter{b.replicas}, offsetCommitter{b.groups}, nil, lg)
+	b.store.Watch(b.txns.Apply)
+
 	h := api.NewHandlers(api.Deps{
 		Config:      b.cfg,
 		Meta:        b.store,
@@ -146,6 +160,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		Replicas:    b.replicas,
 		ProducerIDs: pids,
 		Groups:      b.groups,
+		Txns:        b.txns,
 		Logger:      lg,
 	})
 	b.srv = server.New(server.Config{MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: lg.With("component", "server")}, h)
@@ -155,6 +170,45 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	}
 	lg.Info("broker started", "node.id", cfg.NodeID, "cluster.id", b.store.Image().ClusterID(), "log.dirs", cfg.LogDirs)
 	return b, nil
+}
+
+// markerWriter writes transaction markers to the partitions this broker hosts.
+type markerWriter struct{ replicas *replica.Manager }
+
+func (w markerWriter) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	p, err := w.replicas.Get(tp.Topic, tp.Partition)
+	if errors.Is(err, replica.ErrNotHosted) {
+		return txn.ErrPartitionGone
+	}
+	if err != nil {
+		return err
+	}
+	res, err := p.AppendMarker(pid, epoch, commit, coordinatorEpoch)
+	if errors.Is(err, partition.ErrInvalidEpoch) {
+		return nil // a newer epoch already closed the producer's transaction here
+	}
+	if err != nil {
+		return err
+	}
+	return p.AwaitCommitted(res.LastOffset+1, time.Now().Add(30*time.Second))
+}
+
+// offsetCommitter makes a committed transaction's offsets the group's committed offsets.
+type offsetCommitter struct{ groups *group.Coordinator }
+
+func (c offsetCommitter) CommitTxnOffsets(pg txn.PendingGroup, cb func(error)) {
+	req := group.CommitRequest{Group: pg.Group, Generation: pg.Generation, MemberID: pg.MemberID, InstanceID: pg.InstanceID}
+	offs := make([]group.CommitOffset, 0, len(pg.Offsets))
+	for tp, o := range pg.Offsets {
+		offs = append(offs, group.CommitOffset{TopicPartition: group.TopicPartition{Topic: tp.Topic, Partition: tp.Partition},
+			Offset: group.Offset{Offset: o.Offset, LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata}})
+	}
+	c.groups.Commit(req, offs, func(err error, errs []error) {
+		if err == nil {
+			err = errors.Join(errs...)
+		}
+		cb(err)
+	})
 }
 
 // groupConfig derives the group coordinator's configuration from the broker's.
@@ -203,6 +257,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 func (b *Broker) close() error {
 	var errs []error
 	// Coordinator shards write to their partitions: stop them first.
+	if b.txns != nil {
+		b.txns.Close()
+	}
 	if b.groups != nil {
 		b.groups.Close()
 	}

@@ -31,14 +31,14 @@ const (
 
 // Errors a caller maps to Kafka codes (internal/api does).
 var (
-	ErrStorage           = errors.New("storage error")            // KAFKA_STORAGE_ERROR
-	ErrClosed            = errors.New("partition closed")         // NOT_LEADER_OR_FOLLOWER
-	ErrTooManyBatches    = errors.New("more than one batch")      // INVALID_RECORD
-	ErrOutOfOrderSeq     = errors.New("out of order sequence")    // OUT_OF_ORDER_SEQUENCE_NUMBER
-	ErrInvalidEpoch      = errors.New("invalid producer epoch")   // INVALID_PRODUCER_EPOCH
-	ErrTimeout           = errors.New("timed out")                // REQUEST_TIMED_OUT
-	ErrOffsetOutOfRange  = plog.ErrOffsetOutOfRange               // OFFSET_OUT_OF_RANGE
-	ErrTransactionalSkip = errors.New("transactions unsupported") // until transactions land
+	ErrStorage          = errors.New("storage error")             // KAFKA_STORAGE_ERROR
+	ErrClosed           = errors.New("partition closed")          // NOT_LEADER_OR_FOLLOWER
+	ErrTooManyBatches   = errors.New("more than one batch")       // INVALID_RECORD
+	ErrOutOfOrderSeq    = errors.New("out of order sequence")     // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidEpoch     = errors.New("invalid producer epoch")    // INVALID_PRODUCER_EPOCH
+	ErrTimeout          = errors.New("timed out")                 // REQUEST_TIMED_OUT
+	ErrOffsetOutOfRange = plog.ErrOffsetOutOfRange                // OFFSET_OUT_OF_RANGE
+	ErrInvalidTxnState  = errors.New("invalid transaction state") // INVALID_TXN_STATE
 )
 
 // Config is a partition's configuration, derived from its topic's effective configs.
@@ -51,7 +51,10 @@ type Config struct {
 	// another codec are re-encoded with Codec before they are stored, as Kafka does.
 	Recompress bool
 	Codec      record.Compression
-	Logger     *slog.Logger
+	// ProducerIDExpiration is producer.id.expiration.ms: a producer with no open transaction
+	// whose last append is older is forgotten. Zero means Kafka's default, one day.
+	ProducerIDExpiration time.Duration
+	Logger               *slog.Logger
 }
 
 // Partition is one hosted partition.
@@ -80,6 +83,12 @@ type Partition struct {
 		sync.Mutex
 		leaderEpoch int32
 		producers   map[int64]*producerEntry
+		// Transactions (txn.go).
+		ongoing    map[int64]int64
+		completing []completingTxn
+		aborted    []AbortedTxn
+		// lastExpiry is when idle producers were last looked for (ms).
+		lastExpiry int64
 	}
 
 	hw     atomic.Int64
@@ -109,6 +118,7 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 		flushReq: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	p.mu.leaderEpoch = leaderEpoch
 	p.mu.producers = make(map[int64]*producerEntry)
+	p.mu.ongoing = make(map[int64]int64)
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
 	if err := p.rebuildProducers(); err != nil {
@@ -151,8 +161,8 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		return res, ErrTooManyBatches
 	}
 	h := &bs[0].Header
-	if h.IsTransactional() {
-		return res, ErrTransactionalSkip
+	if h.IsTransactional() && h.ProducerID < 0 {
+		return res, ErrInvalidTxnState
 	}
 	if p.cfg.Recompress && h.Compression() != p.cfg.Codec {
 		if data, err = p.recompress(data, *h); err != nil {
@@ -162,6 +172,7 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expireProducersLocked(vcfg.NowMs)
 	var pe *producerEntry
 	if h.ProducerID >= 0 {
 		pe = p.mu.producers[h.ProducerID]
@@ -196,16 +207,25 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		}
 		pe.record(h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
 			baseOffset: res.BaseOffset, lastOffset: res.LastOffset, timestamp: res.LogAppendTime}, vcfg.NowMs)
+		if h.IsTransactional() {
+			p.openTxnLocked(h.ProducerID, base)
+		}
 	}
+	p.afterAppendLocked(res.LastOffset + 1)
+	return res, nil
+}
+
+// afterAppendLocked makes an append up to end durable: a flush request under FlushAlways,
+// an immediate high watermark move otherwise.
+func (p *Partition) afterAppendLocked(end int64) {
 	if p.cfg.FlushPolicy == FlushAlways {
 		select {
 		case p.flushReq <- struct{}{}:
 		default: // a flush is already pending; it will cover this append
 		}
 	} else {
-		p.advanceHW(res.LastOffset + 1)
+		p.advanceHW(end)
 	}
-	return res, nil
 }
 
 // recompress re-encodes a batch with the topic's codec, keeping every header field the
@@ -341,9 +361,6 @@ func (p *Partition) AwaitCommitted(off int64, deadline time.Time) error {
 // HighWatermark returns the offset below which records are committed.
 func (p *Partition) HighWatermark() int64 { return p.hw.Load() }
 
-// LastStableOffset is the high watermark until transactions exist.
-func (p *Partition) LastStableOffset() int64 { return p.hw.Load() }
-
 // LogStartOffset returns the first offset still in the log.
 func (p *Partition) LogStartOffset() int64 { return p.log.StartOffset() }
 
@@ -364,10 +381,15 @@ func (p *Partition) Failed() bool { return p.failed.Load() }
 // batch is larger (Kafka's first-batch exception). An offset between the high watermark and
 // the log end offset reads nothing; beyond the log end it is ErrOffsetOutOfRange.
 func (p *Partition) Read(offset int64, maxBytes int, minOne bool) (plog.Slice, error) {
+	return p.readTo(offset, p.hw.Load(), maxBytes, minOne)
+}
+
+// readTo reads batches from offset below limit.
+func (p *Partition) readTo(offset, limit int64, maxBytes int, minOne bool) (plog.Slice, error) {
 	if p.failed.Load() {
 		return plog.Slice{}, ErrStorage
 	}
-	s, err := p.log.Read(offset, p.hw.Load(), maxBytes, minOne)
+	s, err := p.log.Read(offset, limit, maxBytes, minOne)
 	if err != nil && !errors.Is(err, plog.ErrOffsetOutOfRange) {
 		p.fail(err)
 		return s, ErrStorage
@@ -414,10 +436,19 @@ func (p *Partition) Delete() error {
 }
 
 // rebuildProducers restores idempotent producers' state from the batch headers of the log's
-// tail, so a producer retrying across a restart is answered with its original offsets.
+// tail, so a producer retrying across a restart is answered with its original offsets, and
+// the transaction state from every transactional batch of the log.
 func (p *Partition) rebuildProducers() error {
-	return p.log.ScanHeaders(p.log.TailStart(), func(h record.Header) {
+	tail := p.log.TailStart()
+	var events []txnEvent
+	err := p.log.ScanHeaders(p.log.StartOffset(), func(h record.Header) {
 		if h.ProducerID < 0 {
+			return
+		}
+		if h.IsTransactional() {
+			events = append(events, txnEvent{h: h})
+		}
+		if h.IsControl() || h.BaseOffset < tail {
 			return
 		}
 		pe := p.mu.producers[h.ProducerID]
@@ -432,4 +463,8 @@ func (p *Partition) rebuildProducers() error {
 		pe.record(&h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
 			baseOffset: h.BaseOffset, lastOffset: h.LastOffset(), timestamp: ts}, h.MaxTimestamp)
 	})
+	if err != nil {
+		return err
+	}
+	return p.rebuildTxns(events)
 }

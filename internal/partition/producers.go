@@ -2,6 +2,7 @@ package partition
 
 import (
 	"math"
+	"time"
 
 	"github.com/poste-io/poste/internal/record"
 )
@@ -96,4 +97,32 @@ func (e *producerEntry) record(h *record.Header, m batchMeta, now int64) {
 	}
 	e.batches = append(e.batches, m)
 	e.lastTs = now
+}
+
+// defaultProducerIDExpiration is Kafka's producer.id.expiration.ms default.
+const defaultProducerIDExpiration = 24 * time.Hour
+
+// expiryCheckInterval spaces the scans for idle producers, so appends rarely pay for one.
+const expiryCheckInterval = time.Minute
+
+// expireProducersLocked forgets producers idle for longer than producer.id.expiration.ms,
+// unless they have a transaction open here. A forgotten producer that comes back with a
+// sequence other than 0 gets OUT_OF_ORDER_SEQUENCE_NUMBER, as in Kafka.
+func (p *Partition) expireProducersLocked(nowMs int64) {
+	if nowMs-p.mu.lastExpiry < expiryCheckInterval.Milliseconds() {
+		return
+	}
+	p.mu.lastExpiry = nowMs
+	ttl := p.cfg.ProducerIDExpiration
+	if ttl <= 0 {
+		ttl = defaultProducerIDExpiration
+	}
+	for id, pe := range p.mu.producers {
+		if _, open := p.mu.ongoing[id]; open {
+			continue
+		}
+		if nowMs-pe.lastTs > ttl.Milliseconds() {
+			delete(p.mu.producers, id)
+		}
+	}
 }

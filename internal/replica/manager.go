@@ -148,7 +148,8 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 			RequireKeys:          strings.Contains(t.CleanupPolicy, "compact"),
 			MaxDecompressedBytes: 64 << 20,
 		},
-		Logger: lg,
+		ProducerIDExpiration: time.Duration(b.ProducerIDExpirationMs) * time.Millisecond,
+		Logger:               lg,
 	}
 	if codec, ok := codecs[t.CompressionType]; ok {
 		pc.Recompress, pc.Codec = true, codec
