@@ -7,9 +7,10 @@
 'use strict'
 
 const { Kafka, Partitioners, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
-// kafkajs has no consumer without a consumer group, and Poste serves no groups yet: reading
-// goes through kafkajs's own cluster and broker objects (the ones its consumer uses), which
-// issue Metadata, ListOffsets and Fetch and decode the batches, compressed or not.
+// kafkajs has no consumer without a consumer group: reading without one (consume) goes
+// through kafkajs's own cluster and broker objects (the ones its consumer uses), which issue
+// Metadata, ListOffsets and Fetch and decode the batches, compressed or not. groupConsume
+// uses kafkajs's consumer and its group.
 const Cluster = require('kafkajs/src/cluster')
 const { createLogger } = require('kafkajs/src/loggers')
 const LoggerConsole = require('kafkajs/src/loggers/console')
@@ -183,11 +184,75 @@ async function offsetsForTimes(bootstrap, req) {
   }
 }
 
+// groupConsume runs req.members consumers of group req.group subscribed to req.topic, from
+// the group's committed offsets (the earliest where none), until together they have read
+// every partition up to req.ends; kafkajs commits what each has read after every batch, and
+// disconnecting leaves the group.
+async function groupConsume(bootstrap, req) {
+  const kafka = newKafka(bootstrap)
+  // Partitions still to read, with the offset of the last record of each.
+  const pending = new Map()
+  for (const [p, end] of Object.entries(req.ends)) if (end > 0) pending.set(Number(p), BigInt(end) - 1n)
+  let done
+  const allRead = new Promise(resolve => (done = resolve))
+  if (pending.size === 0) done()
+  const members = []
+  const consumers = []
+  for (let i = 0; i < req.members; i++) {
+    const member = { assignments: [], records: [] }
+    const consumer = kafka.consumer({ groupId: req.group, maxBytesPerPartition: 2 << 20, allowAutoTopicCreation: false })
+    consumer.on(consumer.events.GROUP_JOIN, e => {
+      member.assignments.push([...(e.payload.memberAssignment[req.topic] || [])].sort((a, b) => a - b))
+    })
+    members.push(member)
+    consumers.push(consumer)
+  }
+  try {
+    // run() resolves only once its consumer has joined: the members start together, so that
+    // they join within the group's initial rebalance delay and share its first generation.
+    await Promise.all(
+      consumers.map(async (consumer, i) => {
+        await consumer.connect()
+        await consumer.subscribe({ topics: [req.topic], fromBeginning: true })
+        await consumer.run({
+          eachMessage: async ({ topic, partition, message }) => {
+            members[i].records.push({
+              topic,
+              partition,
+              offset: Number(message.offset),
+              key: message.key === null ? null : message.key.toString(),
+              value: message.value === null ? null : message.value.toString(),
+              headers: headerPairs(message.headers),
+              timestamp: Number(message.timestamp),
+              timestamp_type: message.batchContext.timestampType === 0 ? 'create' : 'log_append',
+            })
+            const last = pending.get(partition)
+            if (last !== undefined && BigInt(message.offset) >= last) {
+              pending.delete(partition)
+              if (pending.size === 0) done()
+            }
+          },
+        })
+      })
+    )
+    let timer
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`group still reading partitions ${[...pending.keys()]} after 60s`)), 60000)
+    })
+    await Promise.race([allRead, timeout]).finally(() => clearTimeout(timer))
+  } finally {
+    // stop() lets each member finish its batch, whose offsets it then commits.
+    for (const consumer of consumers) await consumer.disconnect()
+  }
+  return { members }
+}
+
 const commands = {
   create_topic: createTopic,
   produce,
   consume,
   offsets_for_times: offsetsForTimes,
+  group_consume: groupConsume,
 }
 
 async function main() {

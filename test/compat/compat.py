@@ -16,11 +16,17 @@ Commands, their JSON request and result (compat.js takes and returns the same):
                                       "timestamp_type": "create|log_append"}]}
   offsets_for_times  {"topic": T, "partition": P, "timestamps": [ms, ...]}
                      -> {"offsets": [O, ...]}  (-1 where no record is that recent)
+  group_consume      {"group": G, "topic": T, "members": N, "ends": {"P": O, ...}}
+                     N consumers of group G subscribed to T, from the group's committed
+                     offsets (the earliest where none), until together they have read every
+                     partition up to its end; they commit and leave the group.
+                     -> {"members": [{"assignments": [[P, ...], ...], "records": [...]}]}
 Keys, values and header values are text. Any failure exits non-zero with the reason on stderr.
 """
 
 import json
 import sys
+import time
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -109,6 +115,20 @@ def text(b):
     return None if b is None else b.decode()
 
 
+def record_of(msg):
+    ts_type, ts = msg.timestamp()
+    return {
+        "topic": msg.topic(),
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "key": text(msg.key()),
+        "value": text(msg.value()),
+        "headers": [[k, text(v)] for k, v in (msg.headers() or [])],
+        "timestamp": ts,
+        "timestamp_type": "create" if ts_type == TIMESTAMP_CREATE_TIME else "log_append",
+    }
+
+
 def consume(bootstrap, req):
     consumer = new_consumer(bootstrap)
     try:
@@ -136,19 +156,7 @@ def consume(bootstrap, req):
                         pending.discard(tp)
                     continue
                 raise KafkaException(msg.error())
-            ts_type, ts = msg.timestamp()
-            records.append(
-                {
-                    "topic": msg.topic(),
-                    "partition": msg.partition(),
-                    "offset": msg.offset(),
-                    "key": text(msg.key()),
-                    "value": text(msg.value()),
-                    "headers": [[k, text(v)] for k, v in (msg.headers() or [])],
-                    "timestamp": ts,
-                    "timestamp_type": "create" if ts_type == TIMESTAMP_CREATE_TIME else "log_append",
-                }
-            )
+            records.append(record_of(msg))
             if msg.offset() + 1 >= ends[tp]:
                 pending.discard(tp)
         return {"records": records}
@@ -173,11 +181,64 @@ def offsets_for_times(bootstrap, req):
         consumer.close()
 
 
+def group_consume(bootstrap, req):
+    topic = req["topic"]
+    # Partitions still to read, with the offset of the last record of each.
+    pending = {int(p): end - 1 for p, end in req["ends"].items() if end > 0}
+    members = []
+    for _ in range(req["members"]):
+        member = {"assignments": [], "records": []}
+
+        def on_assign(consumer, partitions, member=member):
+            member["assignments"].append(sorted(tp.partition for tp in partitions))
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": req["group"],
+                "auto.offset.reset": "earliest",
+                # Offsets are stored as records reach the application and committed below.
+                "enable.auto.commit": False,
+                "fetch.message.max.bytes": 2 << 20,
+            }
+        )
+        consumer.subscribe([topic], on_assign=on_assign)
+        members.append((consumer, member))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"group read nothing more within {TIMEOUT}s; still reading {sorted(pending)}")
+            # Polling every member in turn keeps each one's rebalance callbacks served.
+            for consumer, member in members:
+                msg = consumer.poll(0.1)
+                if msg is None:
+                    continue
+                if msg.error() is not None:
+                    raise KafkaException(msg.error())
+                deadline = time.monotonic() + TIMEOUT
+                member["records"].append(record_of(msg))
+                if pending.get(msg.partition(), -1) <= msg.offset():
+                    pending.pop(msg.partition(), None)
+        for consumer, _ in members:
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as e:
+                # A member that read nothing has nothing to commit.
+                if e.args[0].code() != KafkaError._NO_OFFSET:
+                    raise
+    finally:
+        for consumer, _ in members:
+            consumer.close()
+    return {"members": [m for _, m in members]}
+
+
 COMMANDS = {
     "create_topic": create_topic,
     "produce": produce,
     "consume": consume,
     "offsets_for_times": offsets_for_times,
+    "group_consume": group_consume,
 }
 
 

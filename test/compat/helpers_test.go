@@ -125,3 +125,64 @@ func TestKcatOffsetLine(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitsPartitions(t *testing.T) {
+	tests := []struct {
+		name        string
+		assignments [][]int32
+		want        []string // substrings of the verdict; none: the split is right
+	}{
+		{"halves", [][]int32{{0, 1, 2}, {3, 4}}, nil},
+		{"overlap", [][]int32{{0, 1, 2}, {2, 3, 4}}, []string{"partition 2 assigned to members 0 and 1"}},
+		{"gap", [][]int32{{0, 1}, {3, 4}}, []string{"partition 2 assigned to no member"}},
+		{"idle member", [][]int32{{0, 1, 2, 3, 4}, {}}, []string{"member 1 was assigned nothing"}},
+		{"unknown partition", [][]int32{{0, 1, 2}, {3, 4, 5}}, []string{"6 partitions assigned, the topic has 5"}},
+	}
+	for _, tc := range tests {
+		got := splitsPartitions(tc.assignments, 5)
+		if (got == "") != (len(tc.want) == 0) {
+			t.Errorf("%s: verdict %q, want one containing %q", tc.name, got, tc.want)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: verdict %q does not contain %q", tc.name, got, w)
+			}
+		}
+	}
+}
+
+func TestParseKcatGroupOutput(t *testing.T) {
+	stderr := "% Waiting for group rebalance\n" +
+		"% Group nerds-kcat rebalanced (memberid rdkafka-1): assigned: parties [0], parties [1], parties [10]\n" +
+		"% Reached end of topic parties [0] at offset 3\n" +
+		"% Group nerds-kcat rebalanced (memberid rdkafka-1): revoked: parties [0], parties [1], parties [10]\n" +
+		"% Group nerds-kcat rebalanced (memberid rdkafka-1): assigned: parties [4]\n"
+	stdout := `{"topic":"parties","partition":10,"offset":2,"tstype":"create","ts":1550000000000,"broker":1,"headers":["postmark","North Pole"],"key":"Santa","payload":"v"}` + "\n" +
+		`{"topic":"parties","partition":0,"offset":0,"tstype":"logappend","ts":7,"broker":1,"key":null,"payload":"w"}` + "\n"
+	m, err := parseKcatGroupOutput([]byte(stdout), []byte(stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := [][]int32{{0, 1, 10}, {4}}; !slices.EqualFunc(m.Assignments, want, slices.Equal) {
+		t.Errorf("assignments %v, want %v", m.Assignments, want)
+	}
+	want := []gotRecord{
+		{Topic: "parties", Partition: 10, Offset: 2, Key: ptr("Santa"), Value: ptr("v"),
+			Headers: [][2]string{{"postmark", "North Pole"}}, Timestamp: postmarkBase, TimestampType: "create"},
+		{Topic: "parties", Partition: 0, Offset: 0, Value: ptr("w"), Timestamp: 7, TimestampType: "log_append"},
+	}
+	if len(m.Records) != len(want) {
+		t.Fatalf("records %+v, want %+v", m.Records, want)
+	}
+	for i := range want {
+		g, w := m.Records[i], want[i]
+		if g.Partition != w.Partition || g.Offset != w.Offset || describeOpt(g.Key) != describeOpt(w.Key) ||
+			describeOpt(g.Value) != describeOpt(w.Value) || !slices.Equal(g.Headers, w.Headers) ||
+			g.Timestamp != w.Timestamp || g.TimestampType != w.TimestampType {
+			t.Errorf("record %d is %+v, want %+v", i, g, w)
+		}
+	}
+	if _, err := parseKcatGroupOutput([]byte("not json\n"), nil); err == nil {
+		t.Error("a line that is not JSON must fail")
+	}
+}

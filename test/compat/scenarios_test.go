@@ -58,6 +58,7 @@ func TestThirdPartyClients(t *testing.T) {
 	t.Run("ListOffsetsByTimestamp", s.listOffsetsByTimestamp)
 	t.Run("CompressedBatches", s.compressedBatches)
 	t.Run("LargeRecord", s.largeRecord)
+	t.Run("ConsumerGroups", s.consumerGroups)
 }
 
 func (s *suite) createTopics(t *testing.T) {
