@@ -33,7 +33,7 @@ func handleDescribeConfigs(_ context.Context, h *Handlers, req *Request) (Respon
 				sr.ErrorMessage = &msg
 				break
 			}
-			entries = h.Config.DescribeTopic(img.TopicConfigs(res.ResourceName))
+			entries = h.effectiveConfig().DescribeTopic(img.TopicConfigs(res.ResourceName))
 		case 4: // broker
 			if res.ResourceName != "" && res.ResourceName != strconv.Itoa(int(h.Config.NodeID)) {
 				sr.ErrorCode = kerr.InvalidRequest.Code
@@ -41,7 +41,7 @@ func handleDescribeConfigs(_ context.Context, h *Handlers, req *Request) (Respon
 				sr.ErrorMessage = &msg
 				break
 			}
-			entries = h.Config.DescribeBroker()
+			entries = h.effectiveConfig().DescribeBroker()
 		default:
 			sr.ErrorCode = kerr.InvalidRequest.Code
 			msg := "Unsupported resource type " + strconv.Itoa(int(res.ResourceType))
@@ -84,4 +84,11 @@ func handleDescribeConfigs(_ context.Context, h *Handlers, req *Request) (Respon
 		resp.Resources = append(resp.Resources, sr)
 	}
 	return resp, nil
+}
+
+// effectiveConfig is the broker configuration with the dynamic broker configs of the current
+// metadata image applied.
+func (h *Handlers) effectiveConfig() *config.Broker {
+	img := h.Meta.Image()
+	return h.Config.WithDynamic(img.DefaultBrokerConfigs(), img.BrokerConfigs(h.Config.NodeID))
 }

@@ -55,6 +55,7 @@ var errorTable = []struct {
 	{controller.ErrUnknownTopic, kerr.UnknownTopicOrPartition},
 	{controller.ErrInvalidConfig, kerr.InvalidConfig},
 	{controller.ErrNotController, kerr.NotController},
+	{controller.ErrInvalidRequest, kerr.InvalidRequest},
 	{config.ErrInvalidConfig, kerr.InvalidConfig},
 
 	{coord.ErrNotCoordinator, kerr.NotCoordinator},

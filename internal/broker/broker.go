@@ -46,6 +46,9 @@ type Broker struct {
 	txns     *txn.Coordinator
 	srv      *server.Server
 	addrs    []net.Addr
+	// stopCleaner stops the retention cleaner; cleanerDone is closed when it has returned.
+	stopCleaner context.CancelFunc
+	cleanerDone chan struct{}
 }
 
 // Start opens the data directories, replays the metadata, opens the hosted partitions and
@@ -109,6 +112,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		DefaultPartitions:        cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		ValidateTopicConfigs:     config.ValidateTopicConfigs,
+		ValidateBrokerConfigs:    config.ValidateDynamicBrokerConfigs,
 	})
 	ctx := context.Background()
 	if err := b.ctrl.RegisterBroker(ctx, registration(b.cfg)); err != nil {
@@ -126,6 +130,12 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		}
 		return nil, err
 	}
+	cctx, cancel := context.WithCancel(context.Background())
+	b.stopCleaner, b.cleanerDone = cancel, make(chan struct{})
+	go func() {
+		defer close(b.cleanerDone)
+		b.replicas.RunRetention(cctx, time.Duration(cfg.RetentionCheckIntervalMs)*time.Millisecond)
+	}()
 
 	// The group coordinator loads a shard for each __consumer_offsets partition led here; its
 	// watcher runs after the replica manager's, so the partitions are open by then.
@@ -256,6 +266,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 func (b *Broker) close() error {
 	var errs []error
+	if b.stopCleaner != nil {
+		b.stopCleaner()
+		<-b.cleanerDone
+	}
 	// Coordinator shards write to their partitions: stop them first.
 	if b.txns != nil {
 		b.txns.Close()

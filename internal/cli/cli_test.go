@@ -145,10 +145,15 @@ func TestTopicCommands(t *testing.T) {
 		t.Errorf("add-partitions to unknown: %q", r.stderr)
 	}
 
-	// IncrementalAlterConfigs is not served yet: the error must say so.
-	r = poste(t, b, 1, "", "topic", "alter-config", "alpha", "--set", "retention.ms=1", "--delete", "segment.ms")
-	if !strings.Contains(r.stderr, "not supported by the broker") || !strings.Contains(r.stderr, "IncrementalAlterConfigs") {
-		t.Errorf("alter-config: %q", r.stderr)
+	// alter-config sets and deletes topic configs; describe shows them as dynamic topic configs.
+	poste(t, b, 0, "", "topic", "alter-config", "alpha", "--set", "retention.ms=3600000", "--delete", "segment.ms")
+	r = poste(t, b, 0, "", "topic", "describe", "alpha")
+	if !strings.Contains(r.stdout, "retention.ms") || !strings.Contains(r.stdout, "3600000") || !strings.Contains(r.stdout, "DYNAMIC_TOPIC_CONFIG") {
+		t.Errorf("describe after alter-config:\n%s", r.stdout)
+	}
+	r = poste(t, b, 1, "", "topic", "alter-config", "alpha", "--set", "retention.ms=abc")
+	if !strings.Contains(r.stderr, "INVALID_CONFIG") {
+		t.Errorf("alter-config with a bad value: %q", r.stderr)
 	}
 	poste(t, b, 2, "", "topic", "alter-config", "alpha")
 
@@ -433,9 +438,15 @@ func TestClusterCommands(t *testing.T) {
 	if !strings.Contains(r.stderr, `no config named "no.such.key"`) {
 		t.Errorf("unknown key: %q", r.stderr)
 	}
+	// log.retention.ms is a dynamic broker config in Kafka; log.retention.hours is not.
+	poste(t, b, 0, "", "cluster", "config", "set", "log.retention.ms=7200000")
+	r = poste(t, b, 0, "", "cluster", "config", "get", "log.retention.ms")
+	if got := row(t, r.stdout, "log.retention.ms"); got[1] != "7200000" {
+		t.Errorf("log.retention.ms after set: %v", got)
+	}
 	r = poste(t, b, 1, "", "cluster", "config", "set", "log.retention.hours=1")
-	if !strings.Contains(r.stderr, "IncrementalAlterConfigs") {
-		t.Errorf("config set: %q", r.stderr)
+	if !strings.Contains(r.stderr, "dynamically") {
+		t.Errorf("setting a static key: %q", r.stderr)
 	}
 	poste(t, b, 2, "", "cluster", "config", "set", "novalue")
 }

@@ -78,6 +78,11 @@ type Broker struct {
 	// (SourceStaticBrokerConfig: file, environment or flag) or is the default
 	// (SourceDefaultConfig).
 	Sources map[string]Source
+
+	// Dynamic layer (WithDynamic): the static configuration it was built on, and the
+	// dynamic values of this node and of the cluster-wide defaults. Nil for a static one.
+	static              *Broker
+	dynNode, dynDefault map[string]string
 }
 
 // hostname names this machine for advertised listeners bound to every
@@ -375,11 +380,15 @@ func (b *Broker) resolveListeners(protocols map[string]string) error {
 
 // brokerDefault returns the value a topic key takes from the broker, in the
 // topic key's unit: the first of its broker synonyms that was configured,
-// else the first that has a default. from names the synonym used.
+// else the first that has a default. Configured means, in precedence order,
+// set dynamically for this node, dynamically for the cluster, or statically.
+// from names the synonym used.
 func (b *Broker) brokerDefault(d *Def) (value, from string) {
-	for _, s := range d.BrokerSynonyms {
-		if b.Sources[s] == SourceStaticBrokerConfig {
-			return convertSynonym(d, s, b.Values[s]), s
+	for _, src := range []Source{SourceDynamicBrokerConfig, SourceDynamicDefaultBrokerConfig, SourceStaticBrokerConfig} {
+		for _, s := range d.BrokerSynonyms {
+			if b.Sources[s] == src {
+				return convertSynonym(d, s, b.Values[s]), s
+			}
 		}
 	}
 	for _, s := range d.BrokerSynonyms {

@@ -85,16 +85,17 @@ func entry(d *Def, value string, hasValue bool, syns []Synonym) Entry {
 // entries before the first one named name are dropped, so a key is never
 // described by a lower-precedence synonym alone.
 func (b *Broker) synonyms(name string, chain []string, sensitive bool) []Synonym {
-	var out []Synonym
+	out := b.dynamicSynonyms(chain, sensitive)
 	add := func(s, v string, src Source) {
 		if sensitive {
 			v = ""
 		}
 		out = append(out, Synonym{Name: s, Value: v, Source: src})
 	}
+	st := b.staticBase()
 	for _, s := range chain {
-		if b.Sources[s] == SourceStaticBrokerConfig {
-			add(s, b.Values[s], SourceStaticBrokerConfig)
+		if st.Sources[s] == SourceStaticBrokerConfig {
+			add(s, st.Values[s], SourceStaticBrokerConfig)
 		}
 	}
 	for _, s := range chain {

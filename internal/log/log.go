@@ -77,6 +77,10 @@ type Options struct {
 	Preallocate bool
 	// Now is the clock, for segment.ms.
 	Now func() time.Time
+	// FileDeleteDelay is file.delete.delay.ms: how long the files of a
+	// segment removed by retention stay open (renamed *.deleted) so that
+	// readers holding a Slice of it finish. Zero removes them at once.
+	FileDeleteDelay time.Duration
 	// Logger receives recovery reports.
 	Logger *slog.Logger
 }
@@ -125,14 +129,16 @@ func (o Options) withDefaults() Options {
 //   - EndOffset and every segment's size move forward only after the bytes
 //     are written, so a Read returns only bytes whose Append has finished;
 //   - the files of a segment stay open while it is in the list; a Slice
-//     remains readable across rolls. A segment removed by Truncate has its
-//     files closed: reading an older Slice of it then fails with ErrClosed
-//     (never returns other bytes). Reading a Slice of the active segment
+//     remains readable across rolls. A segment removed by retention or
+//     AdvanceStartOffset keeps its files open for Options.FileDeleteDelay
+//     more, so Slices taken before stay readable that long. A segment
+//     removed by Truncate has its files closed at once: reading an older
+//     Slice of it then fails with ErrClosed (never returns other bytes). Reading a Slice of the active segment
 //     taken before a Truncate that cut its bytes fails with
 //     ErrOffsetOutOfRange, or returns bytes appended after that Truncate;
 //     callers read below the high watermark, which Truncate never crosses.
-//     Segment files are not reference counted yet: retention must not
-//     close a segment a reader may still hold (see Slice).
+//   - StartOffset is at least the first segment's base and at most
+//     EndOffset; it lies inside the first segment after AdvanceStartOffset.
 //   - after a write or sync error the log is failed: Append and Sync return
 //     that error (wrapping ErrStorage) for good; reads go on.
 type Log struct {
@@ -144,10 +150,14 @@ type Log struct {
 	// indexes.
 	maxIdx, maxTidx int
 
-	// appendMu serialises Append, Truncate, MaybeRoll, Close and Delete; it
-	// also guards app.
+	// appendMu serialises Append, Truncate, MaybeRoll, AdvanceStartOffset,
+	// EnforceRetention, Reconfigure, Close and Delete; it also guards app,
+	// pending and the mutable fields of opts.
 	appendMu sync.Mutex
-	app      struct {
+	// pending lists segments unlisted by retention whose files are not yet
+	// removed (see retention.go).
+	pending []pendingDelete
+	app     struct {
 		batches []appendBatch
 		idx     []offsetEntry
 		tidx    []timeEntry
@@ -197,6 +207,20 @@ func Open(dir string, o Options) (*Log, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// Reconfigure applies changed options to an open log: the segment roll
+// limits, the index interval, preallocation and the file delete delay take
+// effect from the next append; FS, Now and Logger are kept. May be called
+// from any goroutine.
+func (l *Log) Reconfigure(o Options) {
+	o.FS, o.Now, o.Logger = l.opts.FS, l.opts.Now, l.opts.Logger
+	o = o.withDefaults()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	l.opts = o
+	l.maxIdx = o.SegmentIndexBytes / offsetEntrySize
+	l.maxTidx = o.SegmentIndexBytes / timeEntrySize
 }
 
 // Dir is the directory of the log.
@@ -550,6 +574,15 @@ func (l *Log) Close() error {
 			first = storageError("close", err)
 		}
 	}
+	// Files of deleted segments are removed now rather than left for the
+	// next Open: no reader can be served from a closed log.
+	for _, pd := range l.pending {
+		pd.s.closeFiles()
+		for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			_ = l.fs.Remove(filepath.Join(l.dir, segmentName(pd.s.base, suf)+deletedSuffix))
+		}
+	}
+	l.pending = nil
 	return first
 }
 
@@ -568,6 +601,10 @@ func (l *Log) Delete() error {
 	for _, s := range l.mu.segs {
 		s.closeFiles()
 	}
+	for _, pd := range l.pending {
+		pd.s.closeFiles()
+	}
+	l.pending = nil
 	l.mu.Unlock()
 	if err := l.fs.RemoveAll(l.dir); err != nil {
 		return storageError("delete", err)

@@ -412,7 +412,7 @@ func TestResetAndTruncateBelowStart(t *testing.T) {
 	}
 	names, err := fs.List(testDir)
 	must(t, err)
-	if want := []string{segmentName(100, indexSuffix), segmentName(100, logSuffix), segmentName(100, timeIndexSuffix)}; !slices.Equal(names, want) {
+	if want := []string{segmentName(100, indexSuffix), segmentName(100, logSuffix), segmentName(100, timeIndexSuffix), startCheckpointFile}; !slices.Equal(names, want) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	must(t, l.Truncate(50))

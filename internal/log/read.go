@@ -144,12 +144,13 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool, er
 			views = append(views, l.viewLocked(i))
 		}
 	}
+	start := l.mu.start
 	l.mu.RUnlock()
 
 	bp := readPool.Get().(*[]byte)
 	defer readPool.Put(bp)
 	for i := range views {
-		off, t, ok, err := views[i].offsetForTimestamp(ts, *bp)
+		off, t, ok, err := views[i].offsetForTimestamp(ts, start, *bp)
 		if err != nil || ok {
 			return off, t, ok, err
 		}
@@ -157,7 +158,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bool, er
 	return -1, -1, false, nil
 }
 
-func (v *segView) offsetForTimestamp(ts int64, window []byte) (int64, int64, bool, error) {
+func (v *segView) offsetForTimestamp(ts, start int64, window []byte) (int64, int64, bool, error) {
 	var pos int64
 	// The last time entry below ts: every batch before its offset has
 	// smaller timestamps still.
@@ -184,8 +185,9 @@ func (v *segView) offsetForTimestamp(ts int64, window []byte) (int64, int64, boo
 				if h.TimestampType() == record.LogAppendTime {
 					t = h.MaxTimestamp
 				}
-				if t >= ts {
-					return h.BaseOffset + int64(rec.OffsetDelta), t, true, nil
+				// Records below the start offset (DeleteRecords) are gone.
+				if off := h.BaseOffset + int64(rec.OffsetDelta); t >= ts && off >= start {
+					return off, t, true, nil
 				}
 			}
 		}

@@ -57,6 +57,13 @@ func (l *Log) recover() error {
 		switch {
 		case !ok && partitionFiles[name]:
 			// Kept beside the segments by the partition layer.
+		case !ok && name == startCheckpointFile:
+			// Read below.
+		case !ok && isRetentionLeftover(name):
+			if err := l.fs.Remove(filepath.Join(l.dir, name)); err != nil {
+				return storageError("remove", err)
+			}
+			l.mu.dirUnsynced = true
 		case !ok:
 			l.logger.Warn("ignoring unknown file in log directory", "file", name)
 		case suffix == logSuffix:
@@ -128,8 +135,17 @@ func (l *Log) recover() error {
 	}
 
 	active := l.mu.segs[len(l.mu.segs)-1]
-	l.mu.start = l.mu.segs[0].base
 	l.mu.end = active.next
+	past, err := l.applyStartCheckpointLocked()
+	if err != nil {
+		return err
+	}
+	if past >= 0 {
+		// The log was emptied past its recovered end (its tail was not
+		// durable): start an empty log at the checkpoint.
+		l.logger.Warn("log start offset past the recovered end; emptying the log", "start", past, "end", l.mu.end)
+		return l.truncateFullyLocked(slices.Clone(l.mu.segs), past)
+	}
 	for _, s := range l.mu.segs {
 		l.markUnsyncedLocked(s)
 	}

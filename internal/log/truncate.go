@@ -157,6 +157,11 @@ func (l *Log) truncateFullyLocked(segs []*segment, start int64) error {
 			return l.fail(storageError("remove segment", err))
 		}
 	}
+	// The checkpoint may name a start past the new one (a truncation below
+	// the start) or behind it (a reset past the end).
+	if err := l.writeStartCheckpoint(start); err != nil {
+		return l.fail(err)
+	}
 	if err := openSegmentFiles(l.fs, l.dir, s, true); err != nil {
 		return l.fail(storageError("create segment", err))
 	}

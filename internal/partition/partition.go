@@ -54,7 +54,9 @@ type Config struct {
 	// ProducerIDExpiration is producer.id.expiration.ms: a producer with no open transaction
 	// whose last append is older is forgotten. Zero means Kafka's default, one day.
 	ProducerIDExpiration time.Duration
-	Logger               *slog.Logger
+	// Retention says which old segments the retention cleaner removes (see lifecycle.go).
+	Retention Retention
+	Logger    *slog.Logger
 }
 
 // Partition is one hosted partition.
@@ -70,12 +72,17 @@ type Config struct {
 //
 // All methods are safe for concurrent use. Append holds mu for offset assignment and the write
 // only; fsync runs on the flusher goroutine without mu, so appends keep flowing during it.
+//
+// Configuration: cfg is fixed at Open (flush policy, producer expiry, logger); dyn holds the
+// topic-level settings that Reconfigure may replace at run time (validation, recompression,
+// segment rolling, retention), read once per operation.
 type Partition struct {
 	Topic string
 	ID    [16]byte
 	Index int32
 
 	cfg Config
+	dyn atomic.Pointer[Config]
 	log *plog.Log
 	lg  *slog.Logger
 
@@ -116,6 +123,8 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	}
 	p := &Partition{Topic: topic, ID: id, Index: index, cfg: cfg, log: l, lg: lg,
 		flushReq: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
+	dyn := cfg
+	p.dyn.Store(&dyn)
 	p.mu.leaderEpoch = leaderEpoch
 	p.mu.producers = make(map[int64]*producerEntry)
 	p.mu.ongoing = make(map[int64]int64)
@@ -146,7 +155,8 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		return res, ErrStorage
 	}
 	var infos [1]record.BatchInfo
-	vcfg := p.cfg.Validate
+	cfg := p.dyn.Load()
+	vcfg := cfg.Validate
 	now := time.Now()
 	if p.cfg.Log.Now != nil {
 		now = p.cfg.Log.Now()
@@ -164,8 +174,8 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 	if h.IsTransactional() && h.ProducerID < 0 {
 		return res, ErrInvalidTxnState
 	}
-	if p.cfg.Recompress && h.Compression() != p.cfg.Codec {
-		if data, err = p.recompress(data, *h); err != nil {
+	if cfg.Recompress && h.Compression() != cfg.Codec {
+		if data, err = recompress(cfg, data, *h); err != nil {
 			return res, err
 		}
 	}
@@ -230,17 +240,17 @@ func (p *Partition) afterAppendLocked(end int64) {
 
 // recompress re-encodes a batch with the topic's codec, keeping every header field the
 // producer set (sequence numbers included) and every record as it was.
-func (p *Partition) recompress(data []byte, h record.Header) ([]byte, error) {
-	recs, err := record.Records(data, p.cfg.Validate.MaxDecompressedBytes)
+func recompress(cfg *Config, data []byte, h record.Header) ([]byte, error) {
+	recs, err := record.Records(data, cfg.Validate.MaxDecompressedBytes)
 	if err != nil {
 		return nil, err
 	}
-	h.Attributes = h.Attributes&^7 | int16(p.cfg.Codec)
+	h.Attributes = h.Attributes&^7 | int16(cfg.Codec)
 	out, err := record.Build(make([]byte, 0, len(data)), h, recs)
 	if err != nil {
 		return nil, err
 	}
-	if p.cfg.Validate.MaxBatchBytes > 0 && len(out) > p.cfg.Validate.MaxBatchBytes {
+	if cfg.Validate.MaxBatchBytes > 0 && len(out) > cfg.Validate.MaxBatchBytes {
 		return nil, record.ErrTooLarge
 	}
 	return out, nil

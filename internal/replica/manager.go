@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"path/filepath"
 	"sort"
@@ -56,6 +57,9 @@ type Manager struct {
 		dirs   map[TP]string // data directory of each hosted partition
 	}
 
+	// eff is cfg with the last applied image's dynamic broker configs over it.
+	eff atomic.Pointer[config.Broker]
+
 	applied   atomic.Uint64 // AppliedIndex of the last image Apply finished
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // closed and replaced each time applied moves
@@ -100,6 +104,14 @@ func (m *Manager) markApplied(index uint64) {
 	m.appliedMu.Unlock()
 }
 
+// effective is the broker configuration in effect: static plus dynamic.
+func (m *Manager) effective() *config.Broker {
+	if b := m.eff.Load(); b != nil {
+		return b
+	}
+	return m.cfg
+}
+
 // ErrNotHosted means the partition is not hosted here (unknown, or not assigned to this node).
 var ErrNotHosted = errors.New("partition not hosted here")
 
@@ -139,7 +151,9 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 			IndexIntervalBytes: t.IndexIntervalBytes,
 			SegmentIndexBytes:  t.SegmentIndexBytes,
 			Preallocate:        t.Preallocate,
+			FileDeleteDelay:    time.Duration(t.FileDeleteDelayMs) * time.Millisecond,
 		},
+		Retention: partition.Retention{Delete: t.Delete, Ms: t.RetentionMs, Bytes: t.RetentionBytes},
 		Validate: record.ValidateConfig{
 			MaxBatchBytes:        int(t.MessageMaxBytes),
 			TimestampType:        tsType,
@@ -181,10 +195,20 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 		}
 	}
 
+	// Dynamic broker configs (topic defaults among them) apply over the static ones.
+	eff := m.cfg.WithDynamic(next.DefaultBrokerConfigs(), next.BrokerConfigs(m.nodeID))
+	brokerChanged := prev != nil && (!maps.Equal(prev.DefaultBrokerConfigs(), next.DefaultBrokerConfigs()) ||
+		!maps.Equal(prev.BrokerConfigs(m.nodeID), next.BrokerConfigs(m.nodeID)))
+	m.eff.Store(eff)
+
 	m.mu.Lock()
 	var drop []*partition.Partition
 	for tp, p := range m.mu.parts {
 		if w, ok := want[tp]; ok && w.id == p.ID {
+			// A config change takes effect without reopening the log.
+			if brokerChanged || prev != nil && !maps.Equal(prev.TopicConfigs(tp.Topic), w.cfg) {
+				p.Reconfigure(PartitionConfig(eff, w.cfg, m.fs, m.lg))
+			}
 			continue
 		}
 		drop = append(drop, p)
@@ -285,7 +309,7 @@ func (m *Manager) open(tp TP, w wanted) (*partition.Partition, string, error) {
 			return nil, dir, err
 		}
 	}
-	cfg := PartitionConfig(m.cfg, w.cfg, m.fs, m.lg)
+	cfg := PartitionConfig(m.effective(), w.cfg, m.fs, m.lg)
 	p, err := partition.Open(dir, tp.Topic, w.id, tp.Partition, w.epoch, cfg)
 	return p, dir, err
 }

@@ -325,7 +325,7 @@ func consumeCommitted(t *testing.T, addr, topic string, want int) []string {
 
 func TestTxnDescribeAndList(t *testing.T) {
 	b := testkit.StartBroker(t, txnBrokerConfig(nil))
-	createTopic(t, b.Addr, "txn-desc", 2, nil)
+	createTopic(t, b.Addr, "txn-desc", 1, nil) // one partition: the records below are not partitioned by hand
 	cl := txnClient(t, b.Addr, "desc-producer")
 	produceTxn(t, cl, "txn-desc", true, "done")
 	if err := cl.BeginTransaction(); err != nil {

@@ -1,0 +1,95 @@
+package partition
+
+// Log lifecycle: DeleteRecords, retention and run-time reconfiguration.
+
+import (
+	"errors"
+
+	plog "github.com/poste-io/poste/internal/log"
+)
+
+// Retention is the part of a topic's configuration that the retention cleaner applies.
+type Retention struct {
+	// Delete is set when cleanup.policy holds "delete"; without it only segments below the
+	// log start offset (DeleteRecords) are removed.
+	Delete bool
+	// Ms and Bytes are retention.ms and retention.bytes; negative means unlimited.
+	Ms, Bytes int64
+}
+
+// Reconfigure applies a changed topic configuration without reopening the log: validation,
+// recompression and retention take effect for the next operation, segment rolling from the
+// next append. The flush policy, producer expiry and logger fixed at Open are kept.
+func (p *Partition) Reconfigure(cfg Config) {
+	cfg.FlushPolicy, cfg.FlushInterval = p.cfg.FlushPolicy, p.cfg.FlushInterval
+	cfg.ProducerIDExpiration, cfg.Logger = p.cfg.ProducerIDExpiration, p.cfg.Logger
+	cfg.Log.Logger = p.lg
+	p.dyn.Store(&cfg)
+	p.log.Reconfigure(cfg.Log)
+}
+
+// DeleteRecords moves the log start offset to before (DeleteRecords): -1 means the high
+// watermark; an offset past the high watermark is ErrOffsetOutOfRange. The new start is
+// durable when it returns; it is the low watermark reported to the client. Segments wholly
+// below it are removed after file.delete.delay.ms.
+func (p *Partition) DeleteRecords(before int64) (int64, error) {
+	if p.failed.Load() {
+		return 0, ErrStorage
+	}
+	hw := p.hw.Load()
+	if before == -1 {
+		before = hw
+	}
+	if before < 0 || before > hw {
+		return p.log.StartOffset(), ErrOffsetOutOfRange
+	}
+	start, err := p.log.AdvanceStartOffset(before)
+	if err != nil {
+		if errors.Is(err, plog.ErrOffsetOutOfRange) {
+			return start, ErrOffsetOutOfRange
+		}
+		p.fail(err)
+		return start, ErrStorage
+	}
+	return start, nil
+}
+
+// EnforceRetention rolls the active segment if segment.ms says so, then removes the old
+// segments that retention.ms, retention.bytes or the log start offset condemn, never at or
+// above the high watermark, and the files of segments removed file.delete.delay.ms ago. It
+// is called by the retention cleaner; an I/O error fails the partition.
+func (p *Partition) EnforceRetention() (plog.RetentionResult, error) {
+	if p.failed.Load() {
+		return plog.RetentionResult{}, ErrStorage
+	}
+	if err := p.log.MaybeRoll(); err != nil {
+		return plog.RetentionResult{}, p.retentionError(err)
+	}
+	r := p.dyn.Load().Retention
+	pol := plog.RetentionPolicy{RetentionMs: -1, RetentionBytes: -1, Limit: p.hw.Load()}
+	if r.Delete {
+		pol.RetentionMs, pol.RetentionBytes = r.Ms, r.Bytes
+	}
+	res, err := p.log.EnforceRetention(pol)
+	if err != nil {
+		return res, p.retentionError(err)
+	}
+	if res.Deleted > 0 {
+		p.lg.Info("retention removed segments", "segments", res.Deleted, "bytes", res.Bytes, "log_start_offset", p.log.StartOffset())
+	}
+	return res, nil
+}
+
+func (p *Partition) retentionError(err error) error {
+	if errors.Is(err, plog.ErrClosed) {
+		return ErrClosed
+	}
+	p.fail(err)
+	return ErrStorage
+}
+
+// LogSize is the size in bytes of the partition's segments.
+func (p *Partition) LogSize() int64 { return p.log.Size() }
+
+// Dir is the partition's log directory.
+func (p *Partition) Dir() string { return p.log.Dir() }
