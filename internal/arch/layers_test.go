@@ -21,7 +21,7 @@ var layers = map[string]int{
 	"internal/api":    6,
 	"internal/server": 7,
 	"internal/broker": 8, "cmd/poste": 9,
-	"internal/cli": -1, "internal/console": -1, "internal/connect": -1,
+	"internal/cli": -1, "internal/console": -1, "internal/connect": -1, "examples": -1,
 }
 
 // layerOf finds the layer of a package of this module, by its longest listed prefix.

@@ -1,0 +1,453 @@
+package streams
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Processing guarantees (Kafka's processing.guarantee values).
+const (
+	AtLeastOnce   = "at_least_once"
+	ExactlyOnceV2 = "exactly_once_v2"
+)
+
+// ErrorAction is what the error handler decides about a failed record.
+type ErrorAction int
+
+const (
+	// Stop ends Run with the error; the failed record's offset is not committed (Kafka's
+	// default, LogAndFail).
+	Stop ErrorAction = iota
+	// Continue logs and skips the record (Kafka's LogAndContinue).
+	Continue
+)
+
+// Config configures a running application. Keys follow Kafka Streams' names.
+type Config struct {
+	// ApplicationID is the consumer group and the prefix of internal topics (required).
+	ApplicationID string
+	// Brokers to bootstrap from (required unless ClientOpts seeds them).
+	Brokers []string
+	// ProcessingGuarantee is AtLeastOnce (default). ExactlyOnceV2 is not served yet and is
+	// rejected with ErrConfig rather than silently downgraded.
+	ProcessingGuarantee string
+	// CommitInterval is commit.interval.ms: how often processed offsets are committed after
+	// output and changelog writes are acknowledged (default 30s, Kafka's at_least_once default).
+	CommitInterval time.Duration
+	// StateDir is state.dir, where persistent stores live; the stores built so far are in
+	// memory and rebuilt from their changelogs, so nothing is written there yet.
+	StateDir string
+	// ReplicationFactor of the internal topics it creates (default -1: the broker's default).
+	ReplicationFactor int16
+	// OnError decides about a record whose processing failed (deserialization, user code,
+	// serialization); default: Stop.
+	OnError func(err error) ErrorAction
+	// Logger for lifecycle, restore progress and handled errors (default slog.Default()).
+	Logger *slog.Logger
+	// ClientOpts are extra kgo options for every client the application makes (TLS, SASL …).
+	ClientOpts []kgo.Opt
+}
+
+// App runs a Topology against Kafka-compatible brokers: one task per input partition, tasks
+// spread over all instances with the same ApplicationID, state restored from changelogs when
+// a task arrives, offsets committed every CommitInterval once outputs are acknowledged.
+//
+// Run may be called once. Inside, one goroutine (Run's) processes records; the kgo group
+// callbacks run between polls (the client blocks rebalances while a poll's records are being
+// processed) and take mu too, so tasks are never touched concurrently.
+type App struct {
+	topo      *Topology
+	cfg       Config
+	log       *slog.Logger
+	subs      []*subtopology
+	subTopics [][]string     // resolved source topics per sub-topology
+	topicSub  map[string]int // resolved source topic → sub-topology
+	parts     map[string]int32
+
+	cl  *kgo.Client
+	adm *kadm.Client
+
+	prodMu  sync.Mutex
+	prodErr error // first failed produce; fatal
+
+	mu struct {
+		sync.Mutex
+		tasks    map[TaskID]*task
+		offsets  map[string]map[int32]kgo.EpochOffset // processed, not yet committed
+		previous map[string][]int32                   // last assignment, for the sticky balancer
+		fatal    error
+	}
+}
+
+// New checks the topology and configuration; it does not contact the brokers.
+func New(t *Topology, cfg Config) (*App, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ApplicationID == "" {
+		return nil, fmt.Errorf("%w: ApplicationID is required", ErrConfig)
+	}
+	switch cfg.ProcessingGuarantee {
+	case "", AtLeastOnce:
+		cfg.ProcessingGuarantee = AtLeastOnce
+	case ExactlyOnceV2:
+		return nil, fmt.Errorf("%w: processing.guarantee %s is not supported yet", ErrConfig, ExactlyOnceV2)
+	default:
+		return nil, fmt.Errorf("%w: unknown processing.guarantee %q", ErrConfig, cfg.ProcessingGuarantee)
+	}
+	if cfg.CommitInterval <= 0 {
+		cfg.CommitInterval = 30 * time.Second
+	}
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = -1
+	}
+	if cfg.OnError == nil {
+		cfg.OnError = func(error) ErrorAction { return Stop }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &App{topo: t, cfg: cfg, log: cfg.Logger.With("application.id", cfg.ApplicationID),
+		subs: t.subtopologies(), topicSub: map[string]int{}}
+	for _, s := range a.subs {
+		var ts []string
+		for _, n := range s.nodes {
+			if n.kind == kindSource {
+				for _, tp := range n.topics {
+					rt := resolveTopic(cfg.ApplicationID, tp, n.internal)
+					if _, dup := a.topicSub[rt]; dup {
+						return nil, fmt.Errorf("%w: topic %q is read by two sub-topologies", ErrTopology, rt)
+					}
+					a.topicSub[rt] = s.id
+					ts = append(ts, rt)
+				}
+			}
+		}
+		a.subTopics = append(a.subTopics, ts)
+	}
+	a.mu.tasks = map[TaskID]*task{}
+	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	return a, nil
+}
+
+func (a *App) opts(extra ...kgo.Opt) []kgo.Opt {
+	o := []kgo.Opt{}
+	if len(a.cfg.Brokers) > 0 {
+		o = append(o, kgo.SeedBrokers(a.cfg.Brokers...))
+	}
+	o = append(o, a.cfg.ClientOpts...)
+	return append(o, extra...)
+}
+
+// Run creates missing internal topics, joins the group and processes until ctx is done,
+// then commits what was processed, closes its tasks and leaves the group. It returns nil
+// after a clean shutdown, or the error that stopped it.
+func (a *App) Run(ctx context.Context) error {
+	admCl, err := kgo.NewClient(a.opts()...)
+	if err != nil {
+		return err
+	}
+	defer admCl.Close()
+	a.adm = kadm.NewClient(admCl)
+	if err := a.setupTopics(ctx); err != nil {
+		return err
+	}
+	var topics []string
+	for _, ts := range a.subTopics {
+		topics = append(topics, ts...)
+	}
+	a.cl, err = kgo.NewClient(a.opts(
+		kgo.ConsumerGroup(a.cfg.ApplicationID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(&taskBalancer{app: a}),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
+		kgo.OnPartitionsAssigned(a.onAssigned),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+	)...)
+	if err != nil {
+		return err
+	}
+	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
+	runErr := a.loop(ctx)
+
+	a.mu.Lock()
+	if runErr == nil && a.mu.fatal == nil {
+		runErr = a.commitLocked(context.Background())
+	}
+	a.closeTasksLocked(nil)
+	a.mu.previous = nil
+	a.mu.Unlock()
+	a.cl.AllowRebalance()
+	a.cl.Close() // leaves the group; the revoke callback finds no tasks left
+	if runErr != nil {
+		a.log.Error("streams: stopped", "err", runErr)
+		return runErr
+	}
+	a.log.Info("streams: stopped cleanly")
+	return nil
+}
+
+func (a *App) loop(ctx context.Context) error {
+	lastCommit := time.Now()
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		fetches := a.cl.PollRecords(pctx, 10000)
+		cancel()
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				a.log.Warn("streams: fetch error", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		a.mu.Lock()
+		err := a.mu.fatal
+		if err == nil {
+			err = a.processLocked(fetches)
+		}
+		if err == nil {
+			now := time.Now()
+			for _, tk := range a.mu.tasks {
+				if perr := tk.punctuate(WallClockTime, now.UnixMilli()); perr != nil {
+					if err = a.handle(perr); err != nil {
+						break
+					}
+				}
+			}
+			if err == nil && now.Sub(lastCommit) >= a.cfg.CommitInterval {
+				err = a.commitLocked(ctx)
+				lastCommit = now
+			}
+		}
+		a.mu.Unlock()
+		a.cl.AllowRebalance()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// handle asks the error handler about err; a non-nil result stops the application.
+func (a *App) handle(err error) error {
+	if a.cfg.OnError(err) == Continue {
+		a.log.Warn("streams: skipping record after error", "err", err)
+		return nil
+	}
+	if errors.Is(err, ErrProcessing) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrProcessing, err)
+}
+
+func (a *App) processLocked(fetches kgo.Fetches) error {
+	var err error
+	fetches.EachRecord(func(r *kgo.Record) {
+		if err != nil {
+			return
+		}
+		sub, ok := a.topicSub[r.Topic]
+		tk := a.mu.tasks[TaskID{sub, r.Partition}]
+		if !ok || tk == nil {
+			return // revoked meanwhile; its next owner reprocesses from the committed offset
+		}
+		if perr := tk.process(r.Topic, r.Partition, r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), r.Headers); perr != nil {
+			if err = a.handle(perr); err != nil {
+				return
+			}
+		}
+		m := a.mu.offsets[r.Topic]
+		if m == nil {
+			m = map[int32]kgo.EpochOffset{}
+			a.mu.offsets[r.Topic] = m
+		}
+		m[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	})
+	return err
+}
+
+// commitLocked waits until every output and changelog write is acknowledged, then commits
+// the offsets processed so far: at_least_once, nothing is committed before its effects.
+func (a *App) commitLocked(ctx context.Context) error {
+	if err := a.cl.Flush(ctx); err != nil {
+		return err
+	}
+	a.prodMu.Lock()
+	perr := a.prodErr
+	a.prodMu.Unlock()
+	if perr != nil {
+		return fmt.Errorf("streams: producing output: %w", perr)
+	}
+	if len(a.mu.offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	a.cl.CommitOffsetsSync(ctx, a.mu.offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 && cerr == nil {
+					cerr = fmt.Errorf("streams: commit %s/%d: error code %d", t.Topic, p.Partition, p.ErrorCode)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return cerr
+	}
+	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	return nil
+}
+
+func (a *App) previousAssignment() map[string][]int32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.mu.previous
+}
+
+func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var fresh []*task
+	for topic, parts := range assigned {
+		sub, ok := a.topicSub[topic]
+		if !ok {
+			continue
+		}
+		for _, p := range parts {
+			id := TaskID{sub, p}
+			if _, ok := a.mu.tasks[id]; ok {
+				continue
+			}
+			tk := newTask(a.topo, a.subs[sub], a.cfg.ApplicationID, p, (*kgoCollector)(a), time.Now)
+			a.mu.tasks[id] = tk
+			fresh = append(fresh, tk)
+		}
+	}
+	prev := map[string][]int32{}
+	for id := range a.mu.tasks {
+		for _, topic := range a.subTopics[id.Subtopology] {
+			if id.Partition < a.parts[topic] {
+				prev[topic] = append(prev[topic], id.Partition)
+			}
+		}
+	}
+	a.mu.previous = prev
+	err := a.restore(ctx, fresh)
+	for _, tk := range fresh {
+		if err != nil {
+			break
+		}
+		err = tk.init()
+	}
+	if err != nil {
+		a.mu.fatal = err
+		return
+	}
+	ids := make([]string, 0, len(fresh))
+	for _, tk := range fresh {
+		ids = append(ids, tk.id.String())
+	}
+	a.log.Info("streams: tasks assigned", "tasks", strings.Join(ids, ","))
+}
+
+func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mu.fatal == nil && len(a.mu.tasks) > 0 {
+		if err := a.commitLocked(ctx); err != nil {
+			a.mu.fatal = err
+		}
+	}
+	a.closeTasksLocked(revoked)
+}
+
+func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	// Another member may own these already: drop uncommitted progress, the owner redoes it.
+	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	a.closeTasksLocked(lost)
+}
+
+// closeTasksLocked closes the tasks owning any of parts (all tasks if parts is nil).
+func (a *App) closeTasksLocked(parts map[string][]int32) {
+	for id, tk := range a.mu.tasks {
+		hit := parts == nil
+		for _, topic := range a.subTopics[id.Subtopology] {
+			for _, p := range parts[topic] {
+				hit = hit || p == id.Partition
+			}
+		}
+		if hit {
+			tk.close()
+			delete(a.mu.tasks, id)
+		}
+	}
+	for topic := range parts {
+		delete(a.mu.offsets, topic)
+	}
+	if parts == nil {
+		a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	}
+}
+
+// kgoCollector sends a task's writes through the application's client.
+type kgoCollector App
+
+func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error {
+	a := (*App)(c)
+	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
+	if partition >= 0 {
+		r.Partition = partition
+		r.Context = manualCtx
+	}
+	a.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			a.prodMu.Lock()
+			if a.prodErr == nil {
+				a.prodErr = err
+			}
+			a.prodMu.Unlock()
+		}
+	})
+	return nil
+}
+
+func (c *kgoCollector) partitions(topic string) (int32, error) {
+	a := (*App)(c)
+	if n, ok := a.parts[topic]; ok {
+		return n, nil
+	}
+	td, err := a.adm.ListTopics(context.Background(), topic)
+	if err != nil {
+		return 0, err
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		return 0, fmt.Errorf("%w: sink topic %q: %v", ErrConfig, topic, d.Err)
+	}
+	n := int32(len(d.Partitions))
+	a.parts[topic] = n // called with mu held, like every other use after start
+	return n, nil
+}

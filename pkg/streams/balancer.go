@@ -1,0 +1,167 @@
+package streams
+
+import (
+	"context"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// taskBalancer is the group balancer of a streams application: it assigns whole tasks (all
+// partitions numbered p of one sub-topology's topics) to members, so co-partitioned inputs
+// always meet in one instance. It is eager (everything is revoked before a rebalance) and
+// sticky: a task stays with the member that last owned it while loads stay within one of
+// each other, so state moves only when work must. Its methods are called by the kgo client's
+// group goroutine; owned is read through the app's lock.
+type taskBalancer struct {
+	app *App
+}
+
+func (b *taskBalancer) ProtocolName() string { return "poste-streams" }
+func (b *taskBalancer) IsCooperative() bool  { return false }
+
+// JoinGroupMetadata advertises the topics and, as owned partitions, what this instance ran
+// before the rebalance (the client's own view is empty under eager revocation).
+func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
+	meta := kmsg.NewConsumerMemberMetadata()
+	meta.Version = 1
+	meta.Topics = interests
+	meta.Generation = generation
+	for topic, parts := range b.app.previousAssignment() {
+		op := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		op.Topic = topic
+		op.Partitions = parts
+		meta.OwnedPartitions = append(meta.OwnedPartitions, op)
+	}
+	sort.Slice(meta.OwnedPartitions, func(i, j int) bool { return meta.OwnedPartitions[i].Topic < meta.OwnedPartitions[j].Topic })
+	return meta.AppendTo(nil)
+}
+
+func (b *taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	return kgo.ParseConsumerSyncAssignment(assignment)
+}
+
+func (b *taskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
+	cb, err := kgo.NewConsumerBalancer(b, members)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cb, cb.MemberTopics(), nil
+}
+
+// Balance implements kgo.ConsumerBalancerBalance.
+func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
+	members := cb.Members()
+	tasks := planTasks(b.app.subTopics, topics)
+	prev := map[TaskID]int{}
+	index := map[string]int{}
+	for i := range members {
+		index[members[i].MemberID] = i
+	}
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		idx := index[m.MemberID]
+		for _, op := range meta.OwnedPartitions {
+			sub, ok := b.app.topicSub[op.Topic]
+			if !ok {
+				continue
+			}
+			for _, p := range op.Partitions {
+				prev[TaskID{sub, p}] = idx
+			}
+		}
+	})
+	owner := assignTasks(tasks, len(members), prev)
+	plan := cb.NewPlan()
+	for i, id := range tasks {
+		m := &members[owner[i]]
+		for _, topic := range b.app.subTopics[id.Subtopology] {
+			if id.Partition < topics[topic] {
+				plan.AddPartition(m, topic, id.Partition)
+			}
+		}
+	}
+	return plan
+}
+
+// planTasks lists every task, in order: for each sub-topology (by id) one per partition of
+// its widest topic.
+func planTasks(subTopics [][]string, counts map[string]int32) []TaskID {
+	var tasks []TaskID
+	for sub, ts := range subTopics {
+		var n int32
+		for _, t := range ts {
+			n = max(n, counts[t])
+		}
+		for p := int32(0); p < n; p++ {
+			tasks = append(tasks, TaskID{sub, p})
+		}
+	}
+	return tasks
+}
+
+// assignTasks gives each task a member index: first to its previous owner while that owner
+// holds fewer than max(1, tasks/members), then to the least-loaded member (lowest index on
+// ties). Loads end within one of each other. Pure and deterministic, for tests.
+func assignTasks(tasks []TaskID, members int, prev map[TaskID]int) []int {
+	owner := make([]int, len(tasks))
+	if members == 0 {
+		return owner
+	}
+	load := make([]int, members)
+	stickyCap := max(1, len(tasks)/members)
+	for i, id := range tasks {
+		owner[i] = -1
+		if m, ok := prev[id]; ok && m < members && load[m] < stickyCap {
+			owner[i] = m
+			load[m]++
+		}
+	}
+	for i := range tasks {
+		if owner[i] >= 0 {
+			continue
+		}
+		best := 0
+		for m := 1; m < members; m++ {
+			if load[m] < load[best] {
+				best = m
+			}
+		}
+		owner[i] = best
+		load[best]++
+	}
+	return owner
+}
+
+// manualKey marks records whose Partition was chosen by Poste (changelogs, user
+// partitioners); the rest use Kafka's murmur2 key hashing.
+type manualKey struct{}
+
+var manualCtx = context.WithValue(context.Background(), manualKey{}, true)
+
+type partitioner struct{ def kgo.Partitioner }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return &topicPartitioner{def: p.def.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ def kgo.TopicPartitioner }
+
+func isManual(r *kgo.Record) bool { return r.Context != nil && r.Context.Value(manualKey{}) != nil }
+
+func (p *topicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return isManual(r) || p.def.RequiresConsistency(r)
+}
+
+func (p *topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if isManual(r) {
+		return int(r.Partition)
+	}
+	return p.def.Partition(r, n)
+}
+
+func (p *topicPartitioner) OnNewBatch() {
+	if nb, ok := p.def.(kgo.TopicPartitionerOnNewBatch); ok {
+		nb.OnNewBatch()
+	}
+}

@@ -1,0 +1,19 @@
+package streams
+
+import "errors"
+
+// Sentinel errors of package streams; wrapped errors carry the detail, compare with errors.Is.
+var (
+	// ErrSerde: a key or value could not be serialized or deserialized.
+	ErrSerde = errors.New("streams: serde error")
+	// ErrTopology: the topology is malformed (unknown parent, duplicate name, missing serde …).
+	ErrTopology = errors.New("streams: invalid topology")
+	// ErrNotCopartitioned: source topics read by one sub-topology differ in partition count.
+	ErrNotCopartitioned = errors.New("streams: topics are not co-partitioned")
+	// ErrUnknownStore: a processor asked for a state store that is not connected to it.
+	ErrUnknownStore = errors.New("streams: unknown state store")
+	// ErrConfig: a configuration value is missing or invalid.
+	ErrConfig = errors.New("streams: invalid configuration")
+	// ErrProcessing: user code failed on a record and the error handler chose to stop.
+	ErrProcessing = errors.New("streams: processing failed")
+)

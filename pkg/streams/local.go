@@ -1,0 +1,179 @@
+package streams
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// RawRecord is a serialized record as the local runner takes and returns it.
+type RawRecord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Timestamp time.Time
+	Headers   []kgo.RecordHeader
+}
+
+// LocalRunner executes a topology synchronously in the caller's goroutine, without a broker:
+// every topic has one partition, so each sub-topology runs as the single task <id>_0. A
+// record written to a topic that the topology itself reads (a repartition topic, or a user
+// topic read back) is processed before the Pipe that caused it returns; every other write is
+// kept for Output. Changelog writes are kept apart (Changelog). It is the engine of package
+// streamstest and is deterministic: wall-clock time moves only through AdvanceWallClock.
+//
+// Not safe for concurrent use.
+type LocalRunner struct {
+	app       string
+	tasks     []*task
+	byTopic   map[string]*task
+	wall      time.Time
+	offsets   map[string]int64
+	outputs   map[string][]RawRecord
+	changelog map[string][]RawRecord
+	queue     []RawRecord
+	loopback  map[string]bool
+}
+
+// NewLocalRunner builds the tasks of t under application id app, with the wall clock at start.
+func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, error) {
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	if app == "" {
+		return nil, fmt.Errorf("%w: application id is required", ErrConfig)
+	}
+	r := &LocalRunner{app: app, byTopic: map[string]*task{}, wall: start, offsets: map[string]int64{},
+		outputs: map[string][]RawRecord{}, changelog: map[string][]RawRecord{}, loopback: map[string]bool{}}
+	for _, sub := range t.subtopologies() {
+		tk := newTask(t, sub, app, 0, (*localCollector)(r), func() time.Time { return r.wall })
+		for topic := range tk.byTopic {
+			if _, dup := r.byTopic[topic]; dup {
+				return nil, fmt.Errorf("%w: topic %q is read by two sub-topologies", ErrTopology, topic)
+			}
+			r.byTopic[topic] = tk
+			r.loopback[topic] = true
+		}
+		r.tasks = append(r.tasks, tk)
+	}
+	for _, tk := range r.tasks {
+		if err := tk.init(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+type localCollector LocalRunner
+
+func (c *localCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error {
+	r := (*LocalRunner)(c)
+	rr := RawRecord{Topic: topic, Partition: 0, Offset: r.offsets[topic], Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
+	r.offsets[topic]++
+	switch {
+	case r.loopback[topic]:
+		r.queue = append(r.queue, rr)
+		if !isInternal(r.app, topic) {
+			r.outputs[topic] = append(r.outputs[topic], rr)
+		}
+	case isChangelog(r.app, topic):
+		r.changelog[topic] = append(r.changelog[topic], rr)
+	default:
+		r.outputs[topic] = append(r.outputs[topic], rr)
+	}
+	return nil
+}
+
+func (c *localCollector) partitions(string) (int32, error) { return 1, nil }
+
+func isInternal(app, topic string) bool {
+	return strings.HasPrefix(topic, app+"-") &&
+		(strings.HasSuffix(topic, "-repartition") || strings.HasSuffix(topic, "-changelog"))
+}
+
+func isChangelog(app, topic string) bool {
+	return isInternal(app, topic) && strings.HasSuffix(topic, "-changelog")
+}
+
+// Pipe processes one record read from topic (a user topic name), then everything it caused
+// to be written to topics the topology reads, in write order. The first error stops the run
+// and is returned.
+func (r *LocalRunner) Pipe(topic string, key, value []byte, ts time.Time, headers []kgo.RecordHeader) error {
+	if _, ok := r.byTopic[topic]; !ok {
+		return fmt.Errorf("%w: the topology does not read topic %q", ErrTopology, topic)
+	}
+	r.queue = append(r.queue, RawRecord{Topic: topic, Offset: r.offsets[topic], Key: key, Value: value, Timestamp: ts, Headers: headers})
+	r.offsets[topic]++
+	return r.drain()
+}
+
+// AdvanceWallClock moves the wall clock forward by d and fires due wall-clock punctuations.
+func (r *LocalRunner) AdvanceWallClock(d time.Duration) error {
+	r.wall = r.wall.Add(d)
+	for _, tk := range r.tasks {
+		if err := tk.punctuate(WallClockTime, r.wall.UnixMilli()); err != nil {
+			return err
+		}
+	}
+	return r.drain()
+}
+
+func (r *LocalRunner) drain() error {
+	for len(r.queue) > 0 {
+		rr := r.queue[0]
+		r.queue = r.queue[1:]
+		if err := r.byTopic[rr.Topic].process(rr.Topic, 0, rr.Offset, rr.Key, rr.Value, rr.Timestamp.UnixMilli(), rr.Headers); err != nil {
+			r.queue = nil
+			return err
+		}
+	}
+	return nil
+}
+
+// Now is the runner's wall clock.
+func (r *LocalRunner) Now() time.Time { return r.wall }
+
+// Output removes and returns the records written so far to topic.
+func (r *LocalRunner) Output(topic string) []RawRecord {
+	out := r.outputs[topic]
+	delete(r.outputs, topic)
+	return out
+}
+
+// Changelog returns every write made so far to the changelog of store.
+func (r *LocalRunner) Changelog(store string) []RawRecord {
+	return r.changelog[changelogTopic(r.app, store)]
+}
+
+// Store gives access to the store named name (in whichever task holds it) for
+// GetKeyValueStore.
+func (r *LocalRunner) Store(name string) (StoreProvider, error) {
+	for _, tk := range r.tasks {
+		if _, ok := tk.stores[name]; ok {
+			return taskStores{tk}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
+}
+
+// Close closes every processor.
+func (r *LocalRunner) Close() {
+	for _, tk := range r.tasks {
+		tk.close()
+	}
+}
+
+// taskStores exposes all of a task's stores.
+type taskStores struct{ t *task }
+
+func (s taskStores) rawStore(name string) (*storeInst, error) {
+	si, ok := s.t.stores[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
+	}
+	return si, nil
+}

@@ -1,0 +1,245 @@
+package streams
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+)
+
+// kvBytes is the byte-level key-value store under every typed KeyValueStore. Keys order by
+// bytes.Compare. Not safe for concurrent use: a store belongs to one task, whose goroutine is
+// the only caller.
+type kvBytes interface {
+	get(k []byte) ([]byte, bool)
+	put(k, v []byte)
+	del(k []byte)
+	// scan calls fn for keys in [from, to] (nil bound: open) in key order until fn returns false.
+	scan(from, to []byte, fn func(k, v []byte) bool)
+	len() int
+}
+
+// memKV is the in-memory kvBytes: a map plus a sorted key index rebuilt lazily on the first
+// scan after a change, so point reads and writes stay O(1) and ranges pay one sort per burst
+// of writes.
+type memKV struct {
+	m      map[string][]byte
+	keys   []string
+	sorted bool // keys holds exactly the map's keys, in order
+}
+
+func newMemKV() kvBytes { return &memKV{m: map[string][]byte{}, sorted: true} }
+
+func (s *memKV) get(k []byte) ([]byte, bool) { v, ok := s.m[string(k)]; return v, ok }
+
+func (s *memKV) put(k, v []byte) {
+	if _, ok := s.m[string(k)]; !ok {
+		s.sorted = false
+	}
+	s.m[string(k)] = bytes.Clone(v)
+}
+
+func (s *memKV) del(k []byte) {
+	if _, ok := s.m[string(k)]; ok {
+		delete(s.m, string(k))
+		s.sorted = false
+	}
+}
+
+func (s *memKV) scan(from, to []byte, fn func(k, v []byte) bool) {
+	if !s.sorted {
+		s.keys = s.keys[:0]
+		for k := range s.m {
+			s.keys = append(s.keys, k)
+		}
+		sort.Strings(s.keys)
+		s.sorted = true
+	}
+	i := 0
+	if from != nil {
+		i = sort.SearchStrings(s.keys, string(from))
+	}
+	for ; i < len(s.keys); i++ {
+		k := s.keys[i]
+		if to != nil && k > string(to) {
+			return
+		}
+		v, ok := s.m[k]
+		if !ok {
+			continue // deleted by fn during this scan
+		}
+		if !fn([]byte(k), v) {
+			return
+		}
+	}
+}
+
+func (s *memKV) len() int { return len(s.m) }
+
+// storeInst is one task's instance of a registered store: its data and, when logged, the
+// changelog partition every write is also sent to.
+type storeInst struct {
+	spec      *storeSpec
+	kv        kvBytes
+	task      *task
+	changelog string // resolved topic; "" when not logged
+}
+
+func (s *storeInst) put(k, v []byte) error {
+	if v == nil {
+		s.kv.del(k)
+	} else {
+		s.kv.put(k, v)
+	}
+	if s.changelog == "" {
+		return nil
+	}
+	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, s.task.nowMs(), nil)
+}
+
+// restore applies one changelog record (nil value deletes) without logging it again.
+func (s *storeInst) restore(k, v []byte) {
+	if v == nil {
+		s.kv.del(k)
+	} else {
+		s.kv.put(k, v)
+	}
+}
+
+// KeyValueStore is a typed view of a key-value state store of one task. Keys are kept in the
+// byte order of their serialized form, which is what Range iterates. Only the task's goroutine
+// (inside Process, Init or a punctuation) may use it. Every write also goes to the store's
+// changelog topic when logging is enabled.
+type KeyValueStore[K, V any] struct {
+	s  *storeInst
+	ks Serde[K]
+	vs Serde[V]
+}
+
+// Name is the store's name.
+func (s KeyValueStore[K, V]) Name() string { return s.s.spec.name }
+
+// Get returns the value for k and whether it exists.
+func (s KeyValueStore[K, V]) Get(k K) (V, bool, error) {
+	var zero V
+	kb, err := s.ks.Serialize(s.s.changelog, k)
+	if err != nil {
+		return zero, false, err
+	}
+	vb, ok := s.s.kv.get(kb)
+	if !ok {
+		return zero, false, nil
+	}
+	v, err := s.vs.Deserialize(s.s.changelog, vb)
+	return v, err == nil, err
+}
+
+// Put stores v under k.
+func (s KeyValueStore[K, V]) Put(k K, v V) error {
+	kb, err := s.ks.Serialize(s.s.changelog, k)
+	if err != nil {
+		return err
+	}
+	vb, err := s.vs.Serialize(s.s.changelog, v)
+	if err != nil {
+		return err
+	}
+	if vb == nil {
+		vb = []byte{} // a present value, never a tombstone
+	}
+	return s.s.put(kb, vb)
+}
+
+// Delete removes k (a tombstone in the changelog).
+func (s KeyValueStore[K, V]) Delete(k K) error {
+	kb, err := s.ks.Serialize(s.s.changelog, k)
+	if err != nil {
+		return err
+	}
+	return s.s.put(kb, nil)
+}
+
+// Range calls fn for every key from..to inclusive, in serialized-key order, until fn returns false.
+func (s KeyValueStore[K, V]) Range(from, to K, fn func(K, V) bool) error {
+	fb, err := s.ks.Serialize(s.s.changelog, from)
+	if err != nil {
+		return err
+	}
+	tb, err := s.ks.Serialize(s.s.changelog, to)
+	if err != nil {
+		return err
+	}
+	return s.scan(fb, tb, fn)
+}
+
+// All calls fn for every entry in key order until fn returns false.
+func (s KeyValueStore[K, V]) All(fn func(K, V) bool) error { return s.scan(nil, nil, fn) }
+
+// Len is the number of entries.
+func (s KeyValueStore[K, V]) Len() int { return s.s.kv.len() }
+
+func (s KeyValueStore[K, V]) scan(from, to []byte, fn func(K, V) bool) error {
+	var ferr error
+	s.s.kv.scan(from, to, func(kb, vb []byte) bool {
+		k, err := s.ks.Deserialize(s.s.changelog, kb)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		v, err := s.vs.Deserialize(s.s.changelog, vb)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		return fn(k, v)
+	})
+	return ferr
+}
+
+// StoreSpec declares a key-value store: its name, serdes and whether it is logged to the
+// changelog topic "<application.id>-<name>-changelog" (compacted; restored on start and when
+// its task moves to this instance).
+type StoreSpec[K, V any] struct {
+	Name    string
+	Keys    Serde[K]
+	Values  Serde[V]
+	Logging bool
+}
+
+// AddKeyValueStore registers an in-memory key-value store and connects it to the named
+// processors (more can be connected later with ConnectStore).
+func AddKeyValueStore[K, V any](t *Topology, spec StoreSpec[K, V], processors ...string) {
+	if spec.Name == "" || spec.Keys == nil || spec.Values == nil {
+		t.fail("store %q: name and serdes are required", spec.Name)
+		return
+	}
+	if _, dup := t.stores[spec.Name]; dup {
+		t.fail("duplicate store %q", spec.Name)
+		return
+	}
+	t.stores[spec.Name] = &storeSpec{name: spec.Name, logging: spec.Logging, keys: spec.Keys, values: spec.Values, newStore: newMemKV}
+	t.storeOr = append(t.storeOr, spec.Name)
+	for _, p := range processors {
+		t.ConnectStore(p, spec.Name)
+	}
+}
+
+// StoreProvider is anything that hands out a task's stores: a ProcessorContext, or the test
+// driver's view of a task.
+type StoreProvider interface {
+	rawStore(name string) (*storeInst, error)
+}
+
+// GetKeyValueStore returns the typed store name from p; K and V must be the types it was
+// registered with.
+func GetKeyValueStore[K, V any](p StoreProvider, name string) (KeyValueStore[K, V], error) {
+	si, err := p.rawStore(name)
+	if err != nil {
+		return KeyValueStore[K, V]{}, err
+	}
+	ks, ok1 := si.spec.keys.(Serde[K])
+	vs, ok2 := si.spec.values.(Serde[V])
+	if !ok1 || !ok2 {
+		return KeyValueStore[K, V]{}, fmt.Errorf("%w: store %q has other key/value types", ErrUnknownStore, name)
+	}
+	return KeyValueStore[K, V]{s: si, ks: ks, vs: vs}, nil
+}

@@ -1,0 +1,309 @@
+package streams
+
+import (
+	"fmt"
+	"math"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TaskID names a task: the sub-topology it runs and the input partition it owns.
+type TaskID struct {
+	Subtopology int
+	Partition   int32
+}
+
+func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.Subtopology, id.Partition) }
+
+// collector receives what a task writes: sink records and changelog writes. partition < 0
+// leaves the choice to the producer's default partitioner (murmur2 of the key, as Kafka's).
+type collector interface {
+	send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error
+	partitions(topic string) (int32, error)
+}
+
+// task runs one sub-topology for one partition: one instance of every node and store.
+//
+// Not safe for concurrent use: exactly one goroutine (the runtime's poll loop, or the test
+// driver's caller) drives a task at a time. Invariant: streamTime never decreases.
+type task struct {
+	id         TaskID
+	app        string
+	topo       *Topology
+	sub        *subtopology
+	out        collector
+	insts      map[string]*nodeInst
+	byTopic    map[string]*nodeInst // resolved source topic → source instance
+	stores     map[string]*storeInst
+	streamTime int64 // math.MinInt64 until the first record
+	wallNow    func() time.Time
+	puncts     []*Schedule
+	cur        *rec // record being processed; nil inside a punctuation
+	punctTime  int64
+}
+
+type nodeInst struct {
+	n        *node
+	p        procNode
+	ctx      *nodeCtx
+	children []*nodeInst
+}
+
+// resolveTopic prefixes internal topics with the application id.
+func resolveTopic(app, topic string, internal bool) string {
+	if internal {
+		return app + "-" + topic
+	}
+	return topic
+}
+
+func changelogTopic(app, store string) string { return app + "-" + store + "-changelog" }
+
+func newTask(topo *Topology, sub *subtopology, app string, partition int32, out collector, wallNow func() time.Time) *task {
+	t := &task{
+		id: TaskID{sub.id, partition}, app: app, topo: topo, sub: sub, out: out,
+		insts: map[string]*nodeInst{}, byTopic: map[string]*nodeInst{}, stores: map[string]*storeInst{},
+		streamTime: math.MinInt64, wallNow: wallNow,
+	}
+	for _, name := range sub.stores {
+		spec := topo.stores[name]
+		si := &storeInst{spec: spec, kv: spec.newStore(), task: t}
+		if spec.logging {
+			si.changelog = changelogTopic(app, name)
+		}
+		t.stores[name] = si
+	}
+	for _, n := range sub.nodes {
+		in := &nodeInst{n: n}
+		in.ctx = &nodeCtx{t: t, inst: in}
+		switch n.kind {
+		case kindSource:
+			in.p = &sourceProc{}
+			for _, tp := range n.topics {
+				t.byTopic[resolveTopic(app, tp, n.internal)] = in
+			}
+		case kindProcessor:
+			in.p = n.newProc()
+		case kindSink:
+			in.p = &sinkProc{n: n, topic: resolveTopic(app, n.topic, n.internal)}
+		}
+		t.insts[n.name] = in
+	}
+	for _, n := range sub.nodes {
+		for _, c := range n.children {
+			t.insts[n.name].children = append(t.insts[n.name].children, t.insts[c])
+		}
+	}
+	return t
+}
+
+// changelogs lists the resolved changelog topics of the task's logged stores.
+func (t *task) changelogs() map[string]*storeInst {
+	m := map[string]*storeInst{}
+	for _, s := range t.stores {
+		if s.changelog != "" {
+			m[s.changelog] = s
+		}
+	}
+	return m
+}
+
+// init initializes every node, in topology order (parents first), after stores are restored.
+func (t *task) init() error {
+	for _, n := range t.sub.nodes {
+		in := t.insts[n.name]
+		if err := guard(func() error { return in.p.init(in.ctx) }); err != nil {
+			return fmt.Errorf("task %s: init %s: %w", t.id, n.name, err)
+		}
+	}
+	return nil
+}
+
+func (t *task) close() {
+	for _, n := range t.sub.nodes {
+		in := t.insts[n.name]
+		_ = guard(func() error { in.p.close(); return nil })
+	}
+}
+
+func (t *task) nowMs() int64 {
+	if t.cur != nil {
+		return t.cur.ts
+	}
+	return t.punctTime
+}
+
+// guard turns a panic in user code into an error so that one bad record reaches the error
+// handler instead of killing the process.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", ErrProcessing, r, debug.Stack())
+		}
+	}()
+	return fn()
+}
+
+// process runs one input record through the task. A record with a negative timestamp (after
+// extraction) is skipped, as Kafka Streams does.
+func (t *task) process(topic string, partition int32, offset int64, k, v []byte, ts int64, headers []kgo.RecordHeader) error {
+	src, ok := t.byTopic[topic]
+	if !ok {
+		return fmt.Errorf("%w: task %s does not read topic %q", ErrTopology, t.id, topic)
+	}
+	key, val, ets, err := src.n.decode(topic, k, v, ts)
+	if err != nil {
+		return fmt.Errorf("task %s: %s/%d@%d: %w", t.id, topic, partition, offset, err)
+	}
+	if ets < 0 {
+		return nil
+	}
+	r := rec{key: key, value: val, ts: ets, headers: headers, topic: topic, partition: partition, offset: offset}
+	t.cur = &r
+	err = guard(func() error { return src.p.process(r) })
+	t.cur = nil
+	if err != nil {
+		return fmt.Errorf("task %s: %s/%d@%d: %w", t.id, topic, partition, offset, err)
+	}
+	if ets > t.streamTime {
+		t.streamTime = ets
+		return t.punctuate(StreamTime, ets)
+	}
+	return nil
+}
+
+// punctuate fires due schedules of one type at time now (ms), each at most once, and moves
+// each one's next due time past now (missed intervals are skipped, as Kafka does).
+func (t *task) punctuate(typ PunctuationType, now int64) error {
+	for i := 0; i < len(t.puncts); i++ { // schedules added by a punctuation run from the next round
+		s := t.puncts[i]
+		if s.cancelled || s.typ != typ {
+			continue
+		}
+		if s.next == math.MinInt64 { // stream-time schedule made before any record: anchor now
+			s.next = now + s.interval
+			continue
+		}
+		if now < s.next {
+			continue
+		}
+		for s.next <= now {
+			s.next += s.interval
+		}
+		t.punctTime = now
+		err := guard(func() error { return s.fn(time.UnixMilli(now)) })
+		if err != nil {
+			return fmt.Errorf("task %s: punctuation of %s: %w", t.id, s.node, err)
+		}
+	}
+	live := t.puncts[:0]
+	for _, s := range t.puncts {
+		if !s.cancelled {
+			live = append(live, s)
+		}
+	}
+	t.puncts = live
+	return nil
+}
+
+// Schedule is a registered punctuation; Cancel stops it.
+type Schedule struct {
+	node      string
+	typ       PunctuationType
+	interval  int64
+	next      int64
+	fn        func(time.Time) error
+	cancelled bool
+}
+
+// Cancel stops the punctuation; it is not called again.
+func (s *Schedule) Cancel() { s.cancelled = true }
+
+// nodeCtx is one node instance's view of its task.
+type nodeCtx struct {
+	t    *task
+	inst *nodeInst
+}
+
+// forward passes r to every child, or only to the child named to.
+func (c *nodeCtx) forward(r rec, to string) error {
+	found := to == ""
+	for _, ch := range c.inst.children {
+		if to != "" && ch.n.name != to {
+			continue
+		}
+		found = true
+		if err := ch.p.process(r); err != nil {
+			return err
+		}
+	}
+	if !found {
+		return fmt.Errorf("%w: %s has no child %q", ErrTopology, c.inst.n.name, to)
+	}
+	return nil
+}
+
+func (c *nodeCtx) rawStore(name string) (*storeInst, error) {
+	for _, s := range c.inst.n.stores {
+		if s == name {
+			return c.t.stores[name], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q is not connected to %s", ErrUnknownStore, name, c.inst.n.name)
+}
+
+func (c *nodeCtx) schedule(interval time.Duration, typ PunctuationType, fn func(time.Time) error) *Schedule {
+	ms := interval.Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	s := &Schedule{node: c.inst.n.name, typ: typ, interval: ms, fn: fn}
+	switch {
+	case typ == WallClockTime:
+		s.next = c.t.wallNow().UnixMilli() + ms
+	case c.t.streamTime == math.MinInt64:
+		s.next = math.MinInt64
+	default:
+		s.next = c.t.streamTime + ms
+	}
+	c.t.puncts = append(c.t.puncts, s)
+	return s
+}
+
+// sourceProc is a source node: it hands records on unchanged.
+type sourceProc struct{ ctx *nodeCtx }
+
+func (p *sourceProc) init(c *nodeCtx) error { p.ctx = c; return nil }
+func (p *sourceProc) close()                {}
+func (p *sourceProc) process(r rec) error   { return p.ctx.forward(r, "") }
+
+// sinkProc serializes and sends records to its topic.
+type sinkProc struct {
+	n     *node
+	topic string
+	ctx   *nodeCtx
+}
+
+func (p *sinkProc) init(c *nodeCtx) error { p.ctx = c; return nil }
+func (p *sinkProc) close()                {}
+
+func (p *sinkProc) process(r rec) error {
+	kb, vb, err := p.n.encode(p.topic, r.key, r.value)
+	if err != nil {
+		return err
+	}
+	part := int32(-1)
+	if p.n.partition != nil {
+		n, err := p.ctx.t.out.partitions(p.topic)
+		if err != nil {
+			return err
+		}
+		part = p.n.partition(p.topic, r.key, r.value, n)
+		if part < 0 || part >= n {
+			return fmt.Errorf("%w: partitioner chose partition %d of %d for %q", ErrProcessing, part, n, p.topic)
+		}
+	}
+	return p.ctx.t.out.send(p.topic, part, kb, vb, r.ts, r.headers)
+}
