@@ -22,7 +22,7 @@ echo "== race detector on the concurrent packages"
 go test -count=1 -race -timeout 20m \
   ./internal/vfs/... ./internal/log/... ./internal/partition/... ./internal/metadata/... \
   ./internal/controller/... ./internal/replica/... ./internal/server/... ./internal/api/... \
-  ./internal/coord/... ./internal/group/... \
+  ./internal/coord/... ./internal/group/... ./internal/txn/... ./pkg/streams/... \
   ./test/e2e/...
 
 echo "== benchmark harness (its own module: bench/)"
