@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -76,6 +77,8 @@ type App struct {
 	cl  *kgo.Client
 	adm *kadm.Client
 
+	dropped atomic.Int64 // late records dropped by windowed operators
+
 	prodMu  sync.Mutex
 	prodErr error // first failed produce; fatal
 
@@ -138,6 +141,10 @@ func New(t *Topology, cfg Config) (*App, error) {
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
 	return a, nil
 }
+
+// DroppedRecords counts records dropped so far by windowed operators because they arrived
+// after their windows closed. Safe to call from any goroutine.
+func (a *App) DroppedRecords() int64 { return a.dropped.Load() }
 
 func (a *App) opts(extra ...kgo.Opt) []kgo.Opt {
 	o := []kgo.Opt{}
@@ -340,6 +347,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 				continue
 			}
 			tk := newTask(a.topo, a.subs[sub], a.cfg.ApplicationID, p, (*kgoCollector)(a), time.Now)
+			tk.dropped = &a.dropped
 			a.mu.tasks[id] = tk
 			fresh = append(fresh, tk)
 		}

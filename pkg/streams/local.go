@@ -3,6 +3,7 @@ package streams
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,6 +38,7 @@ type LocalRunner struct {
 	changelog map[string][]RawRecord
 	queue     []RawRecord
 	loopback  map[string]bool
+	dropped   atomic.Int64
 }
 
 // NewLocalRunner builds the tasks of t under application id app, with the wall clock at start.
@@ -51,6 +53,7 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 		outputs: map[string][]RawRecord{}, changelog: map[string][]RawRecord{}, loopback: map[string]bool{}}
 	for _, sub := range t.subtopologies() {
 		tk := newTask(t, sub, app, 0, (*localCollector)(r), func() time.Time { return r.wall })
+		tk.dropped = &r.dropped
 		for topic := range tk.byTopic {
 			if _, dup := r.byTopic[topic]; dup {
 				return nil, fmt.Errorf("%w: topic %q is read by two sub-topologies", ErrTopology, topic)
@@ -133,6 +136,10 @@ func (r *LocalRunner) drain() error {
 	}
 	return nil
 }
+
+// DroppedRecords counts records dropped by windowed operators because they arrived after
+// their windows closed (window end plus grace at or behind stream time).
+func (r *LocalRunner) DroppedRecords() int64 { return r.dropped.Load() }
 
 // Now is the runner's wall clock.
 func (r *LocalRunner) Now() time.Time { return r.wall }

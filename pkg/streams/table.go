@@ -39,6 +39,12 @@ type Table[K, V any] struct {
 	store  string
 	keys   Serde[K]
 	values Serde[V]
+	// windowed tables (keys are Windowed) know their grace period, for suppression.
+	windowed bool
+	grace    int64
+	// storeNode is the node whose output the store holds; a table derived further (Filter,
+	// TableMapValues) is materialized again before a join looks rows up.
+	storeNode string
 }
 
 // StoreName is the name of the store holding the table (queryable by the test driver and by
@@ -74,7 +80,7 @@ func TableMapValues[K, V, VR any](tb Table[K, V], fn func(K, V) VR, values Serde
 		}
 		return c.forward(r, "")
 	})
-	return Table[K, VR]{t: tb.t, node: name, store: tb.store, keys: tb.keys, values: values}
+	return Table[K, VR]{t: tb.t, node: name, store: tb.store, keys: tb.keys, values: values, windowed: tb.windowed, grace: tb.grace, storeNode: tb.storeNode}
 }
 
 // TableFrom reads topic as a Table materialized in store (generated name if empty), logged to
@@ -89,7 +95,7 @@ func TableFrom[K, V any](t *Topology, topic, store string, keys Serde[K], values
 	name := t.nextName("KTABLE-SOURCE")
 	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{src}, stores: []string{store},
 		newProc: func() procNode { return &tableSourceProc[K, V]{store: store} }})
-	return Table[K, V]{t: t, node: name, store: store, keys: keys, values: values}
+	return Table[K, V]{t: t, node: name, store: store, keys: keys, values: values, storeNode: name}
 }
 
 type tableSourceProc[K, V any] struct {
@@ -193,7 +199,7 @@ func aggregate[K, V, A any](g Grouped[K, V], store string, aggSerde Serde[A], pr
 	name := t.nextName(prefix)
 	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{s.node}, stores: []string{store},
 		newProc: func() procNode { return &aggProc[K, V, A]{store: store, step: step} }})
-	return Table[K, A]{t: t, node: name, store: store, keys: g.keys, values: aggSerde}
+	return Table[K, A]{t: t, node: name, store: store, keys: g.keys, values: aggSerde, storeNode: name}
 }
 
 type aggProc[K, V, A any] struct {

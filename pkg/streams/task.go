@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,6 +43,14 @@ type task struct {
 	puncts     []*Schedule
 	cur        *rec // record being processed; nil inside a punctuation
 	punctTime  int64
+	dropped    *atomic.Int64 // late records dropped by windowed operators; nil: not counted
+}
+
+// recordDropped counts one record dropped for arriving after its windows closed.
+func (t *task) recordDropped() {
+	if t.dropped != nil {
+		t.dropped.Add(1)
+	}
 }
 
 type nodeInst struct {

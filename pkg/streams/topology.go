@@ -261,7 +261,18 @@ type storeSpec struct {
 	keys     any
 	values   any
 	newStore func() kvBytes
+	kind     storeKind
+	size     int64 // window stores: window length in ms (the end of a window is start+size)
 }
+
+// storeKind says how a store's bytes are laid out and which typed view reads it.
+type storeKind int
+
+const (
+	kvStore storeKind = iota
+	windowStore
+	sessionStore
+)
 
 // PunctuationType says which clock drives a punctuation.
 type PunctuationType int

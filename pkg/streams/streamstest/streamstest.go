@@ -74,6 +74,40 @@ func KeyValueStore[K, V any](d *Driver, name string) streams.KeyValueStore[K, V]
 	return s
 }
 
+// WindowStore returns the typed window store name; the test fails if it does not exist or
+// has other types.
+func WindowStore[K, V any](d *Driver, name string) streams.WindowStore[K, V] {
+	d.tb.Helper()
+	p, err := d.r.Store(name)
+	if err != nil {
+		d.tb.Fatalf("streamstest: %v", err)
+	}
+	s, err := streams.GetWindowStore[K, V](p, name)
+	if err != nil {
+		d.tb.Fatalf("streamstest: %v", err)
+	}
+	return s
+}
+
+// SessionStore returns the typed session store name; the test fails if it does not exist or
+// has other types.
+func SessionStore[K, V any](d *Driver, name string) streams.SessionStore[K, V] {
+	d.tb.Helper()
+	p, err := d.r.Store(name)
+	if err != nil {
+		d.tb.Fatalf("streamstest: %v", err)
+	}
+	s, err := streams.GetSessionStore[K, V](p, name)
+	if err != nil {
+		d.tb.Fatalf("streamstest: %v", err)
+	}
+	return s
+}
+
+// DroppedRecords counts records dropped by windowed operators for arriving after their
+// windows closed.
+func (d *Driver) DroppedRecords() int64 { return d.r.DroppedRecords() }
+
 // InputTopic pipes typed records into one topic. Records piped without a timestamp get the
 // topic's current time, which starts at the driver's wall clock and moves by Advance after
 // each record.
