@@ -46,6 +46,8 @@ var errorTable = []struct {
 	{txn.ErrCoordinatorNotAvailable, kerr.CoordinatorNotAvailable},
 
 	{replica.ErrNotHosted, kerr.UnknownTopicOrPartition},
+	{replica.ErrLogDirNotFound, kerr.LogDirNotFound},
+	{replica.ErrMoving, kerr.NotLeaderForPartition},
 
 	{controller.ErrTopicExists, kerr.TopicAlreadyExists},
 	{controller.ErrInvalidTopic, kerr.InvalidTopicException},

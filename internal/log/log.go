@@ -10,7 +10,8 @@
 // whatever is torn, so that every batch covered by a successful Sync
 // survives a crash.
 //
-// Lock order: Log.appendMu, then Log.syncMu, then Log.mu.
+// Lock order: Log.cleaner.mu, then Log.appendMu, then Log.syncMu, then
+// Log.mu.
 package log
 
 import (
@@ -157,6 +158,11 @@ type Log struct {
 	// pending lists segments unlisted by retention whose files are not yet
 	// removed (see retention.go).
 	pending []pendingDelete
+	// firstDirty is the offset below which compaction has cleaned the log
+	// (see compact.go).
+	firstDirty int64
+	// cleaner serialises compaction passes and keeps their memory.
+	cleaner cleanerState
 	app     struct {
 		batches []appendBatch
 		idx     []offsetEntry

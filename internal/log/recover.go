@@ -45,6 +45,9 @@ func (l *Log) recover() error {
 			return err
 		}
 	}
+	if err := l.completeCleaning(); err != nil {
+		return err
+	}
 	names, err := l.fs.List(l.dir)
 	if err != nil {
 		return storageError("list", err)

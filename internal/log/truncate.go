@@ -78,6 +78,7 @@ func (l *Log) Truncate(endOffset int64) error {
 	s.sinceIndex = cut - from
 	s.maxTs, s.maxTsOff = maxTs, maxTsOff
 	l.mu.end = newEnd
+	l.noteTruncatedLocked(newEnd)
 	l.dropUnsyncedLocked(removed)
 	l.markUnsyncedLocked(s)
 	if len(removed) > 0 {
@@ -168,6 +169,7 @@ func (l *Log) truncateFullyLocked(segs []*segment, start int64) error {
 	l.mu.Lock()
 	l.mu.segs = []*segment{s}
 	l.mu.start, l.mu.end = start, start
+	l.noteTruncatedLocked(start)
 	l.markUnsyncedLocked(s)
 	l.mu.Unlock()
 	l.logger.Info("truncated whole log", "start_offset", start)

@@ -15,6 +15,11 @@ type Retention struct {
 	Delete bool
 	// Ms and Bytes are retention.ms and retention.bytes; negative means unlimited.
 	Ms, Bytes int64
+	// Compact is set when cleanup.policy holds "compact"; the other fields are the topic's
+	// compaction settings (see Partition.Compact).
+	Compact                                                   bool
+	DeleteRetentionMs, MinCompactionLagMs, MaxCompactionLagMs int64
+	MinCleanableDirtyRatio                                    float64
 }
 
 // Reconfigure applies a changed topic configuration without reopening the log: validation,

@@ -57,6 +57,9 @@ type Config struct {
 	// Retention says which old segments the retention cleaner removes (see lifecycle.go).
 	Retention Retention
 	Logger    *slog.Logger
+	// OnStorageFailure, if set, is called once, on its own goroutine, when an I/O error fails
+	// the partition: the host takes the partition's whole log dir offline.
+	OnStorageFailure func(err error)
 }
 
 // Partition is one hosted partition.
@@ -89,6 +92,7 @@ type Partition struct {
 	mu struct {
 		sync.Mutex
 		leaderEpoch int32
+		epochs      []EpochEntry // leader-epoch checkpoint (leaderepoch.go)
 		producers   map[int64]*producerEntry
 		// Transactions (txn.go).
 		ongoing    map[int64]int64
@@ -130,9 +134,14 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	p.mu.ongoing = make(map[int64]int64)
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
+	onDisk := p.loadEpochsLocked()
 	if err := p.rebuildProducers(); err != nil {
 		l.Close()
 		return nil, err
+	}
+	if err := p.finishEpochsLocked(onDisk); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("%w: write leader-epoch checkpoint: %v", ErrStorage, err)
 	}
 	go p.flusher()
 	return p, nil
@@ -197,6 +206,10 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		}
 	}
 	base := p.log.EndOffset()
+	if err := p.assignEpochLocked(base); err != nil {
+		p.fail(err)
+		return res, ErrStorage
+	}
 	record.SetBaseOffset(data, base)
 	record.SetPartitionLeaderEpoch(data, p.mu.leaderEpoch)
 	if vcfg.TimestampType == record.LogAppendTime {
@@ -260,6 +273,9 @@ func recompress(cfg *Config, data []byte, h record.Header) ([]byte, error) {
 func (p *Partition) fail(err error) {
 	if p.failed.CompareAndSwap(false, true) {
 		p.lg.Error("partition storage failed; it answers KAFKA_STORAGE_ERROR until restarted", "err", err)
+		if f := p.cfg.OnStorageFailure; f != nil {
+			go f(err) // it may close this partition, which waits for the flusher that may be here
+		}
 	}
 	p.notify()
 }
@@ -452,6 +468,7 @@ func (p *Partition) rebuildProducers() error {
 	tail := p.log.TailStart()
 	var events []txnEvent
 	err := p.log.ScanHeaders(p.log.StartOffset(), func(h record.Header) {
+		p.observeEpochLocked(&h)
 		if h.ProducerID < 0 {
 			return
 		}

@@ -98,6 +98,10 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 		return res, ErrInvalidEpoch
 	}
 	base := p.log.EndOffset()
+	if err := p.assignEpochLocked(base); err != nil {
+		p.fail(err)
+		return res, ErrStorage
+	}
 	record.SetBaseOffset(data, base)
 	record.SetPartitionLeaderEpoch(data, p.mu.leaderEpoch)
 	if err := p.log.Append(data); err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"math"
@@ -41,8 +42,10 @@ type TP struct {
 //
 // Invariants: parts holds exactly the partitions of the last applied image that are assigned
 // to this node and opened successfully; a partition that failed to open is listed in failed
-// (its requests answer KAFKA_STORAGE_ERROR). Apply is called by one goroutine (the metadata
-// watcher), in image order; Get may be called from any goroutine at any time.
+// (its requests answer KAFKA_STORAGE_ERROR), as is every partition of a log dir taken offline
+// (logdirs.go), which is never reopened elsewhere; a partition being moved between log dirs
+// is in moving only. Apply is called by one goroutine (the metadata watcher), in image order;
+// Get, LogDirs and MoveReplica may be called from any goroutine at any time.
 type Manager struct {
 	nodeID int32
 	cfg    *config.Broker
@@ -54,11 +57,17 @@ type Manager struct {
 		sync.RWMutex
 		parts  map[TP]*partition.Partition
 		failed map[TP]error
-		dirs   map[TP]string // data directory of each hosted partition
+		dirs   map[TP]string // data directory of each hosted partition, and of those of offline log dirs
+		// offline holds the log dirs taken offline by an I/O error, with the cause (logdirs.go).
+		offline map[string]error
+		// moving holds the partitions AlterReplicaLogDirs is copying; they answer ErrMoving.
+		moving map[TP]bool
 	}
 
 	// eff is cfg with the last applied image's dynamic broker configs over it.
 	eff atomic.Pointer[config.Broker]
+	// image is the last applied image.
+	image atomic.Pointer[metadata.Image]
 
 	applied   atomic.Uint64 // AppliedIndex of the last image Apply finished
 	appliedMu sync.Mutex
@@ -74,6 +83,8 @@ func New(nodeID int32, cfg *config.Broker, fs vfs.FS, lg *slog.Logger) *Manager 
 	m.mu.parts = make(map[TP]*partition.Partition)
 	m.mu.failed = make(map[TP]error)
 	m.mu.dirs = make(map[TP]string)
+	m.mu.offline = make(map[string]error)
+	m.mu.moving = make(map[TP]bool)
 	m.appliedCh = make(chan struct{})
 	return m
 }
@@ -126,6 +137,9 @@ func (m *Manager) Get(topic string, index int32) (*partition.Partition, error) {
 	if err, ok := m.mu.failed[tp]; ok {
 		return nil, err
 	}
+	if m.mu.moving[tp] {
+		return nil, ErrMoving
+	}
 	return nil, ErrNotHosted
 }
 
@@ -153,7 +167,9 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 			Preallocate:        t.Preallocate,
 			FileDeleteDelay:    time.Duration(t.FileDeleteDelayMs) * time.Millisecond,
 		},
-		Retention: partition.Retention{Delete: t.Delete, Ms: t.RetentionMs, Bytes: t.RetentionBytes},
+		Retention: partition.Retention{Delete: t.Delete, Ms: t.RetentionMs, Bytes: t.RetentionBytes,
+			Compact: t.Compact, DeleteRetentionMs: t.DeleteRetentionMs, MinCompactionLagMs: t.MinCompactionLagMs,
+			MaxCompactionLagMs: t.MaxCompactionLagMs, MinCleanableDirtyRatio: t.MinCleanableDirtyRatio},
 		Validate: record.ValidateConfig{
 			MaxBatchBytes:        int(t.MessageMaxBytes),
 			TimestampType:        tsType,
@@ -200,11 +216,14 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	brokerChanged := prev != nil && (!maps.Equal(prev.DefaultBrokerConfigs(), next.DefaultBrokerConfigs()) ||
 		!maps.Equal(prev.BrokerConfigs(m.nodeID), next.BrokerConfigs(m.nodeID)))
 	m.eff.Store(eff)
+	m.image.Store(next)
 
 	m.mu.Lock()
 	var drop []*partition.Partition
 	for tp, p := range m.mu.parts {
 		if w, ok := want[tp]; ok && w.id == p.ID {
+			// A leader change (PartitionChangeRecord) bumps the epoch of a hosted partition.
+			p.SetLeaderEpoch(w.epoch)
 			// A config change takes effect without reopening the log.
 			if brokerChanged || prev != nil && !maps.Equal(prev.TopicConfigs(tp.Topic), w.cfg) {
 				p.Reconfigure(PartitionConfig(eff, w.cfg, m.fs, m.lg))
@@ -218,6 +237,7 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	for tp := range m.mu.failed {
 		if _, ok := want[tp]; !ok {
 			delete(m.mu.failed, tp)
+			delete(m.mu.dirs, tp)
 		}
 	}
 	m.mu.Unlock()
@@ -235,7 +255,9 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	tps := make([]TP, 0, len(want))
 	m.mu.RLock()
 	for tp := range want {
-		if _, ok := m.mu.parts[tp]; !ok {
+		// A partition of an offline log dir stays offline: opening it elsewhere would serve
+		// an empty log in place of its data.
+		if _, ok := m.mu.parts[tp]; !ok && !m.mu.moving[tp] && !m.inOfflineDirLocked(tp) {
 			tps = append(tps, tp)
 		}
 	}
@@ -249,10 +271,17 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	for _, tp := range tps {
 		w := want[tp]
 		p, dir, err := m.open(tp, w)
+		if err != nil && dir != "" {
+			// Kafka's rule: an I/O error in a log dir takes the whole dir offline.
+			m.takeDirOffline(filepath.Dir(dir), err)
+		}
 		m.mu.Lock()
 		if err != nil {
 			m.lg.Error("partition offline: cannot open its log", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			m.mu.failed[tp] = fmt.Errorf("%w: %v", partition.ErrStorage, err)
+			if dir != "" {
+				m.mu.dirs[tp] = dir
+			}
 		} else {
 			m.mu.parts[tp] = p
 			m.mu.dirs[tp] = dir
@@ -289,7 +318,10 @@ func dirName(tp TP) string { return tp.Topic + "-" + strconv.Itoa(int(tp.Partiti
 // open finds or creates the partition's directory and opens it. A directory holding another
 // topic id's data (a deleted topic of the same name) is removed first.
 func (m *Manager) open(tp TP, w wanted) (*partition.Partition, string, error) {
-	dir := m.findDir(tp)
+	dir, err := m.findDir(tp)
+	if err != nil {
+		return nil, dir, err
+	}
 	if dir != "" {
 		id, err := m.readMeta(dir)
 		if err != nil || id != w.id {
@@ -301,7 +333,11 @@ func (m *Manager) open(tp TP, w wanted) (*partition.Partition, string, error) {
 		}
 	}
 	if dir == "" {
-		dir = filepath.Join(m.pickLogDir(), dirName(tp))
+		root, err := m.pickLogDir()
+		if err != nil {
+			return nil, "", err
+		}
+		dir = filepath.Join(root, dirName(tp))
 		if err := m.fs.MkdirAll(dir, 0o755); err != nil {
 			return nil, dir, err
 		}
@@ -309,37 +345,68 @@ func (m *Manager) open(tp TP, w wanted) (*partition.Partition, string, error) {
 			return nil, dir, err
 		}
 	}
-	cfg := PartitionConfig(m.effective(), w.cfg, m.fs, m.lg)
-	p, err := partition.Open(dir, tp.Topic, w.id, tp.Partition, w.epoch, cfg)
+	return m.openAt(tp, dir, w.id, w.epoch, w.cfg)
+}
+
+// openAt opens the partition in dir, reporting its storage failures to takeDirOffline.
+func (m *Manager) openAt(tp TP, dir string, id [16]byte, epoch int32, topicCfg map[string]string) (*partition.Partition, string, error) {
+	cfg := PartitionConfig(m.effective(), topicCfg, m.fs, m.lg)
+	root := filepath.Dir(dir)
+	cfg.OnStorageFailure = func(err error) { m.takeDirOffline(root, err) }
+	p, err := partition.Open(dir, tp.Topic, id, tp.Partition, epoch, cfg)
 	return p, dir, err
 }
 
-// findDir returns the existing directory of tp in any log dir, or "".
-func (m *Manager) findDir(tp TP) string {
+// findDir returns the existing directory of tp in any online log dir, or "". A dir that
+// cannot even be looked at is an I/O error (returned with the path that failed).
+func (m *Manager) findDir(tp TP) (string, error) {
+	found := ""
 	for _, d := range m.cfg.LogDirs {
+		if m.isOffline(d) {
+			continue
+		}
 		dir := filepath.Join(d, dirName(tp))
-		if _, err := m.fs.Stat(dir); err == nil {
-			return dir
+		_, err := m.fs.Stat(dir)
+		switch {
+		case err == nil && found == "":
+			found = dir
+		case err == nil:
+			// A move interrupted after its copy was switched in and before the old copy was
+			// set aside: nothing was written to either since, so the first one is kept.
+			m.lg.Warn("partition directory present in two log dirs; removing the second", "kept", found, "removed", dir)
+			if err := m.discardDir(dir); err != nil {
+				return dir, err
+			}
+		case !errors.Is(err, fs.ErrNotExist):
+			return dir, err
 		}
 	}
-	return ""
+	return found, nil
 }
 
-// pickLogDir places a new partition in the log dir hosting the fewest partitions, as Kafka does.
-func (m *Manager) pickLogDir() string {
+// pickLogDir places a new partition in the online log dir hosting the fewest partitions, as
+// Kafka does; ErrNoLogDir when every dir is offline.
+func (m *Manager) pickLogDir() (string, error) {
 	counts := make(map[string]int)
 	m.mu.RLock()
+	defer m.mu.RUnlock()
 	for _, d := range m.mu.dirs {
 		counts[filepath.Dir(d)]++
 	}
-	m.mu.RUnlock()
-	best := m.cfg.LogDirs[0]
-	for _, d := range m.cfg.LogDirs[1:] {
-		if counts[filepath.Clean(d)] < counts[filepath.Clean(best)] {
+	best := ""
+	for _, d := range m.cfg.LogDirs {
+		d = filepath.Clean(d)
+		if _, off := m.mu.offline[d]; off {
+			continue
+		}
+		if best == "" || counts[d] < counts[best] {
 			best = d
 		}
 	}
-	return best
+	if best == "" {
+		return "", ErrNoLogDir
+	}
+	return best, nil
 }
 
 func (m *Manager) writeMeta(dir string, id [16]byte) error {
@@ -395,11 +462,18 @@ func (m *Manager) removeOrphans(want map[TP]wanted) {
 			if i <= 0 {
 				continue
 			}
+			dir := filepath.Join(d, name)
+			if isMoveLeftover(name) {
+				m.lg.Info("removing the leftover of an interrupted log dir move", "dir", dir)
+				if err := m.fs.RemoveAll(dir); err != nil {
+					m.lg.Error("removing move leftover failed", "dir", dir, "err", err)
+				}
+				continue
+			}
 			n, err := strconv.Atoi(name[i+1:])
 			if err != nil || n < 0 {
 				continue
 			}
-			dir := filepath.Join(d, name)
 			if _, err := m.fs.Stat(filepath.Join(dir, metaFile)); err != nil {
 				continue // not a partition directory of ours
 			}

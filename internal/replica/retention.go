@@ -15,7 +15,8 @@ const RetentionPause = 10 * time.Millisecond
 
 // RunRetention is the retention cleaner: every interval it walks the hosted partitions one
 // at a time and applies segment.ms, retention.ms, retention.bytes, the log start offset and
-// file.delete.delay.ms (partition.EnforceRetention). Only one partition is worked on at once,
+// file.delete.delay.ms (partition.EnforceRetention), then compacts the partitions of topics
+// with cleanup.policy=compact (partition.Compact). Only one partition is worked on at once,
 // and it pauses RetentionPause after each partition that did I/O, so the cleaner never takes
 // more than a sliver of the disk from produce and fetch. It returns when ctx is done. Run it
 // on one goroutine.
@@ -54,7 +55,13 @@ func (m *Manager) RetentionPass(ctx context.Context) int {
 			m.lg.Error("retention failed; partition offline", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
 		deleted += res.Deleted
-		if res.Deleted > 0 || res.Removed > 0 {
+		// Compaction runs in the same pass, one partition at a time, so the cleaner's I/O
+		// stays bounded to one partition's segments.
+		cres, err := p.Compact()
+		if err != nil && !errors.Is(err, partition.ErrClosed) {
+			m.lg.Warn("compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
+		}
+		if res.Deleted > 0 || res.Removed > 0 || cres.Segments > 0 || cres.Removed > 0 {
 			select {
 			case <-ctx.Done():
 			case <-time.After(RetentionPause):
