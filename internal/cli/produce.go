@@ -26,6 +26,8 @@ type produceFlags struct {
 	compression string
 	linger      time.Duration
 	verbose     bool
+	txnID       string // produce the whole input in one transaction of this transactional id
+	abort       bool   // abort that transaction instead of committing it
 }
 
 func newProduceCommand(g *globals) *cobra.Command {
@@ -45,14 +47,21 @@ Partitioners (ignored with --partition):
   sticky       records stick to one partition per batch, keys ignored
 
 With --acks 1 or 0 the producer is not idempotent (Kafka requires acks=all for that).
-The command exits 1 if any record failed; records are sent in input order.`,
+The command exits 1 if any record failed; records are sent in input order.
+
+With --transactional-id the whole input is produced in one transaction of that id, which
+is committed once every record is acknowledged: read_committed consumers see all the
+records or none. If a record fails the transaction is aborted and the command exits 1.
+--abort aborts it even when every record succeeded. Starting the producer fences any
+other producer with the same transactional id.`,
 		Example: `  echo hello | poste produce parties
   poste produce parties --key-separator : <<EOF
 Cool pool party:7pm
 Horrible Halloween party:9pm
 EOF
   poste produce parties --file events.txt --compression zstd --linger 20ms
-  printf 'a\nb\n' | poste produce parties -p 3 -H source=cli -v`,
+  printf 'a\nb\n' | poste produce parties -p 3 -H source=cli -v
+  poste produce orders --transactional-id orders-import --file orders.txt`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: g.completeTopics,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -70,6 +79,8 @@ EOF
 	f.StringVarP(&pf.compression, "compression", "z", "none", "none, gzip, snappy, lz4 or zstd")
 	f.DurationVar(&pf.linger, "linger", 0, "how long to wait for more records before sending a batch")
 	f.BoolVarP(&pf.verbose, "verbose", "v", false, "print the partition and offset of each record")
+	f.StringVar(&pf.txnID, "transactional-id", "", "produce the input in one transaction of this transactional id")
+	f.BoolVar(&pf.abort, "abort", false, "with --transactional-id: abort the transaction instead of committing it")
 	return cmd
 }
 
@@ -127,6 +138,18 @@ func (pf *produceFlags) producerOpts(cmd *cobra.Command, topic string) ([]kgo.Op
 	if pf.key != "" && pf.keySep != "" {
 		return nil, usagef("--key and --key-separator are exclusive")
 	}
+	if pf.abort && pf.txnID == "" {
+		return nil, usagef("--abort needs --transactional-id")
+	}
+	if cmd.Flags().Changed("transactional-id") {
+		if pf.txnID == "" {
+			return nil, usagef("--transactional-id must not be empty")
+		}
+		if pf.acks != "all" && pf.acks != "-1" {
+			return nil, usagef("--transactional-id needs --acks all")
+		}
+		opts = append(opts, kgo.TransactionalID(pf.txnID))
+	}
 	return opts, nil
 }
 
@@ -159,6 +182,11 @@ func runProduce(cmd *cobra.Command, g *globals, pf *produceFlags, topic string) 
 	defer cl.Close()
 
 	ctx := cmd.Context()
+	if pf.txnID != "" {
+		if err := cl.BeginTransaction(); err != nil {
+			return fmt.Errorf("begin transaction %s: %w", pf.txnID, err)
+		}
+	}
 	out := newOrderedPrinter(cmd.OutOrStdout())
 	// Failures are counted by the client's callbacks and by this loop.
 	var res struct {
@@ -227,6 +255,14 @@ func runProduce(cmd *cobra.Command, g *globals, pf *produceFlags, topic string) 
 	}
 	res.Lock()
 	defer res.Unlock()
+	if pf.txnID != "" {
+		if err := pf.endTxn(cmd, g, cl, res.first == nil); err != nil {
+			if res.first == nil {
+				return err
+			}
+			res.first = fmt.Errorf("%w; %v", res.first, err)
+		}
+	}
 	if res.first == nil {
 		return nil
 	}
@@ -234,6 +270,22 @@ func runProduce(cmd *cobra.Command, g *globals, pf *produceFlags, topic string) 
 		return res.first
 	}
 	return fmt.Errorf("%d record(s) failed, %d sent; first: %w", res.nFailed, produced, res.first)
+}
+
+// endTxn ends the transaction of --transactional-id after every record was acknowledged
+// or failed: it commits when ok and --abort is not given, else aborts. Kafka's EndTxn
+// outcome is final once answered, so an error here means the outcome is unknown or the
+// producer was fenced.
+func (pf *produceFlags) endTxn(cmd *cobra.Command, g *globals, cl *kgo.Client, ok bool) error {
+	commit := kgo.TransactionEndTry(ok && !pf.abort)
+	what := "commit"
+	if !commit {
+		what = "abort"
+	}
+	if err := cl.EndTransaction(cmd.Context(), commit); err != nil {
+		return g.explain(cmd, err, what+" transaction "+pf.txnID, "")
+	}
+	return nil
 }
 
 // orderedPrinter prints per-record results in input order although the client completes

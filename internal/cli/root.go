@@ -61,6 +61,7 @@ against any Kafka-compatible cluster. Exit codes: 0 ok, 1 error, 2 usage,
 		newGroupCommand(g),
 		newClusterCommand(g),
 		newBenchCommand(g),
+		newTxnCommand(g),
 	)
 	return root
 }

@@ -92,6 +92,32 @@ async function produce(bootstrap, req) {
   }
 }
 
+// transact commits one transaction and aborts another from one transactional producer.
+async function transact(bootstrap, req) {
+  const producer = newKafka(bootstrap).producer({
+    transactionalId: req.transactional_id,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  })
+  await producer.connect()
+  try {
+    for (const [values, commit] of [[req.commit, true], [req.abort, false]]) {
+      const txn = await producer.transaction()
+      await txn.send({
+        topic: req.topic,
+        acks: -1,
+        messages: values.map(v => ({ value: v, partition: req.partition || 0 })),
+      })
+      if (commit) await txn.commit()
+      else await txn.abort()
+    }
+    return { committed: req.commit.length, aborted: req.abort.length }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
 function newCluster(bootstrap) {
   return new Cluster({
     logger: createLogger({ level: logLevel.WARN, logCreator: LoggerConsole }),
@@ -253,6 +279,7 @@ const commands = {
   consume,
   offsets_for_times: offsetsForTimes,
   group_consume: groupConsume,
+  transact,
 }
 
 async function main() {

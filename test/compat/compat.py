@@ -96,6 +96,31 @@ def produce(bootstrap, req):
     return {"sent": len(req["records"])}
 
 
+def transact(bootstrap, req):
+    # One transaction committed, then one aborted, from one transactional producer; the
+    # aborted records are acknowledged before the abort, so they are in the log.
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": req["transactional_id"],
+            "linger.ms": 5,
+        }
+    )
+    producer.init_transactions(TIMEOUT)
+    for values, commit in ((req["commit"], True), (req["abort"], False)):
+        producer.begin_transaction()
+        for v in values:
+            producer.produce(req["topic"], value=v.encode(), partition=req.get("partition", 0))
+        left = producer.flush(TIMEOUT)
+        if left:
+            raise RuntimeError(f"{left} records not delivered within {TIMEOUT}s")
+        if commit:
+            producer.commit_transaction(TIMEOUT)
+        else:
+            producer.abort_transaction(TIMEOUT)
+    return {"committed": len(req["commit"]), "aborted": len(req["abort"])}
+
+
 def new_consumer(bootstrap):
     # The client insists on a group.id, but assign() never joins the group and, with offsets
     # neither stored nor committed, no group API is needed.
@@ -239,6 +264,7 @@ COMMANDS = {
     "consume": consume,
     "offsets_for_times": offsets_for_times,
     "group_consume": group_consume,
+    "transact": transact,
 }
 
 

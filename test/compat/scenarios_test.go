@@ -59,6 +59,7 @@ func TestThirdPartyClients(t *testing.T) {
 	t.Run("CompressedBatches", s.compressedBatches)
 	t.Run("LargeRecord", s.largeRecord)
 	t.Run("ConsumerGroups", s.consumerGroups)
+	t.Run("Transactions", s.transactions)
 }
 
 func (s *suite) createTopics(t *testing.T) {
