@@ -38,11 +38,12 @@ type Config struct {
 	ApplicationID string
 	// Brokers to bootstrap from (required unless ClientOpts seeds them).
 	Brokers []string
-	// ProcessingGuarantee is AtLeastOnce (default). ExactlyOnceV2 is not served yet and is
-	// rejected with ErrConfig rather than silently downgraded.
+	// ProcessingGuarantee is AtLeastOnce (default) or ExactlyOnceV2: one transaction per
+	// commit interval carries the output, the changelog writes and the consumed offsets.
 	ProcessingGuarantee string
 	// CommitInterval is commit.interval.ms: how often processed offsets are committed after
-	// output and changelog writes are acknowledged (default 30s, Kafka's at_least_once default).
+	// output and changelog writes are acknowledged, or how often the transaction commits
+	// (default 30s for at_least_once, 100ms for exactly_once_v2, as Kafka Streams).
 	CommitInterval time.Duration
 	// StateDir is state.dir, where persistent stores live; the stores built so far are in
 	// memory and rebuilt from their changelogs, so nothing is written there yet.
@@ -74,8 +75,9 @@ type App struct {
 	topicSub  map[string]int // resolved source topic → sub-topology
 	parts     map[string]int32
 
-	cl  *kgo.Client
-	adm *kadm.Client
+	cl   *kgo.Client
+	sess *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
+	adm  *kadm.Client
 
 	dropped atomic.Int64 // late records dropped by windowed operators
 
@@ -88,6 +90,9 @@ type App struct {
 		offsets  map[string]map[int32]kgo.EpochOffset // processed, not yet committed
 		previous map[string][]int32                   // last assignment, for the sticky balancer
 		fatal    error
+		// rebalanced is set by a revocation under exactly_once_v2: the open transaction must
+		// be aborted (and consumption rewound) before anything else is processed.
+		rebalanced bool
 	}
 }
 
@@ -103,12 +108,14 @@ func New(t *Topology, cfg Config) (*App, error) {
 	case "", AtLeastOnce:
 		cfg.ProcessingGuarantee = AtLeastOnce
 	case ExactlyOnceV2:
-		return nil, fmt.Errorf("%w: processing.guarantee %s is not supported yet", ErrConfig, ExactlyOnceV2)
 	default:
 		return nil, fmt.Errorf("%w: unknown processing.guarantee %q", ErrConfig, cfg.ProcessingGuarantee)
 	}
 	if cfg.CommitInterval <= 0 {
 		cfg.CommitInterval = 30 * time.Second
+		if cfg.ProcessingGuarantee == ExactlyOnceV2 {
+			cfg.CommitInterval = 100 * time.Millisecond
+		}
 	}
 	if cfg.ReplicationFactor == 0 {
 		cfg.ReplicationFactor = -1
@@ -172,7 +179,7 @@ func (a *App) Run(ctx context.Context) error {
 	for _, ts := range a.subTopics {
 		topics = append(topics, ts...)
 	}
-	a.cl, err = kgo.NewClient(a.opts(
+	groupOpts := []kgo.Opt{
 		kgo.ConsumerGroup(a.cfg.ApplicationID),
 		kgo.ConsumeTopics(topics...),
 		kgo.Balancers(&taskBalancer{app: a}),
@@ -184,7 +191,12 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(a.onAssigned),
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
-	)...)
+	}
+	if a.eos() {
+		err = a.startSession(groupOpts)
+	} else {
+		a.cl, err = kgo.NewClient(a.opts(groupOpts...)...)
+	}
 	if err != nil {
 		return err
 	}
@@ -194,6 +206,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Lock()
 	if runErr == nil && a.mu.fatal == nil {
 		runErr = a.commitLocked(context.Background())
+	}
+	if a.eos() && (runErr != nil || a.mu.fatal != nil) {
+		a.abortTxn(context.Background())
 	}
 	a.closeTasksLocked(nil)
 	a.mu.previous = nil
@@ -227,6 +242,13 @@ func (a *App) loop(ctx context.Context) error {
 		})
 		a.mu.Lock()
 		err := a.mu.fatal
+		if err == nil && a.mu.rebalanced {
+			// Tasks were revoked mid-transaction: abort it, which rewinds consumption to the
+			// committed offsets; the tasks now assigned were restored from committed
+			// changelogs, so this poll's records are fetched again under a new transaction.
+			err = a.restartTxnLocked(ctx)
+			fetches = nil
+		}
 		if err == nil {
 			err = a.processLocked(fetches)
 		}
@@ -292,7 +314,11 @@ func (a *App) processLocked(fetches kgo.Fetches) error {
 
 // commitLocked waits until every output and changelog write is acknowledged, then commits
 // the offsets processed so far: at_least_once, nothing is committed before its effects.
+// Under exactly_once_v2 it commits the transaction instead (see commitTxnLocked).
 func (a *App) commitLocked(ctx context.Context) error {
+	if a.eos() {
+		return a.commitTxnLocked(ctx)
+	}
 	if err := a.cl.Flush(ctx); err != nil {
 		return err
 	}
@@ -382,7 +408,11 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.mu.fatal == nil && len(a.mu.tasks) > 0 {
+	if a.eos() {
+		// The transaction session aborts the open transaction at its next end; the revoked
+		// tasks' uncommitted work is redone by their next owner from committed state.
+		a.mu.rebalanced = true
+	} else if a.mu.fatal == nil && len(a.mu.tasks) > 0 {
 		if err := a.commitLocked(ctx); err != nil {
 			a.mu.fatal = err
 		}
@@ -395,6 +425,9 @@ func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) 
 	defer a.mu.Unlock()
 	// Another member may own these already: drop uncommitted progress, the owner redoes it.
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	if a.eos() {
+		a.mu.rebalanced = true
+	}
 	a.closeTasksLocked(lost)
 }
 
@@ -431,7 +464,8 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 		r.Context = manualCtx
 	}
 	a.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
-		if err != nil {
+		// Records failed by an abort are rolled back on purpose; their work is redone.
+		if err != nil && !errors.Is(err, kgo.ErrAborting) {
 			a.prodMu.Lock()
 			if a.prodErr == nil {
 				a.prodErr = err

@@ -123,7 +123,10 @@ func (a *App) setupTopics(ctx context.Context) error {
 }
 
 // restore fills the logged stores of fresh tasks from their changelog partitions, reading
-// from the start to the end offset seen now, before the tasks process anything.
+// committed records from the start to the last stable offset seen now, before the tasks
+// process anything. Transaction markers are kept in the fetch so that a changelog ending
+// with one is known to be fully read; an open transaction's writes lie past the last stable
+// offset and are not restored.
 func (a *App) restore(ctx context.Context, fresh []*task) error {
 	stores := map[string]map[int32]*storeInst{}
 	var topics []string
@@ -139,7 +142,7 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 	if len(topics) == 0 {
 		return nil
 	}
-	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	ends, err := a.adm.ListCommittedOffsets(ctx, topics...)
 	if err != nil {
 		return err
 	}
@@ -167,7 +170,8 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 	if len(need) == 0 {
 		return nil
 	}
-	rc, err := kgo.NewClient(a.opts(kgo.ConsumePartitions(assign), kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
+	rc, err := kgo.NewClient(a.opts(kgo.ConsumePartitions(assign), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords())...)
 	if err != nil {
 		return err
 	}
@@ -195,16 +199,18 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
 			n++
-			records++
-			bytes += int64(len(r.Key) + len(r.Value))
-			stores[r.Topic][r.Partition].restore(r.Key, r.Value)
+			if !r.Attrs.IsControl() {
+				records++
+				bytes += int64(len(r.Key) + len(r.Value))
+				stores[r.Topic][r.Partition].restore(r.Key, r.Value)
+			}
 			if end, ok := need[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
 				delete(need[r.Topic], r.Partition)
 			}
 		})
 		if n == 0 {
-			// Transaction markers can sit at the end of a changelog: no record reaches the end
-			// offset, and an empty poll means nothing is left to read.
+			// Safety net: a broker that hides markers from read_committed fetches would leave
+			// the end offset unreached; an empty poll means nothing is left to read.
 			if idle++; idle >= 3 {
 				break
 			}
