@@ -84,6 +84,12 @@ type Options struct {
 	FileDeleteDelay time.Duration
 	// Logger receives recovery reports.
 	Logger *slog.Logger
+	// OnRoll, if set, is called with the base offset of each new active
+	// segment right after a roll (by Append, MaybeRoll or EnforceRetention),
+	// with the log's append lock held: it must not block or call back into
+	// the log. The partition layer uses it to snapshot producer state at
+	// segment boundaries.
+	OnRoll func(newBase int64)
 }
 
 func (o Options) withDefaults() Options {
@@ -217,10 +223,10 @@ func Open(dir string, o Options) (*Log, error) {
 
 // Reconfigure applies changed options to an open log: the segment roll
 // limits, the index interval, preallocation and the file delete delay take
-// effect from the next append; FS, Now and Logger are kept. May be called
+// effect from the next append; FS, Now, Logger and OnRoll are kept. May be called
 // from any goroutine.
 func (l *Log) Reconfigure(o Options) {
-	o.FS, o.Now, o.Logger = l.opts.FS, l.opts.Now, l.opts.Logger
+	o.FS, o.Now, o.Logger, o.OnRoll = l.opts.FS, l.opts.Now, l.opts.Logger, l.opts.OnRoll
 	o = o.withDefaults()
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()
@@ -500,6 +506,9 @@ func (l *Log) roll() (*segment, error) {
 	l.mu.dirUnsynced = true
 	l.mu.Unlock()
 	l.logger.Debug("rolled segment", "base", base)
+	if l.opts.OnRoll != nil {
+		l.opts.OnRoll(base)
+	}
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/poste-io/poste/internal/record"
 )
@@ -36,6 +37,14 @@ const recoverWindow = 1 << 20
 // partitionFiles are files the partition layer keeps in a log's directory.
 var partitionFiles = map[string]bool{"partition.metadata": true, "leader-epoch-checkpoint": true}
 
+// isPartitionSnapshot reports whether name is a producer-state snapshot the
+// partition layer keeps beside the segments ("<20 digits>.snapshot", and its
+// temporary form while being written).
+func isPartitionSnapshot(name string) bool {
+	name = strings.TrimSuffix(name, ".tmp")
+	return len(name) == baseDigits+len(".snapshot") && strings.HasSuffix(name, ".snapshot")
+}
+
 func (l *Log) recover() error {
 	if _, err := l.fs.Stat(l.dir); err != nil {
 		if !os.IsNotExist(err) {
@@ -58,7 +67,7 @@ func (l *Log) recover() error {
 	for _, name := range names {
 		base, suffix, ok := parseSegmentName(name)
 		switch {
-		case !ok && partitionFiles[name]:
+		case !ok && (partitionFiles[name] || isPartitionSnapshot(name)):
 			// Kept beside the segments by the partition layer.
 		case !ok && name == startCheckpointFile:
 			// Read below.

@@ -147,7 +147,7 @@ func (p *Partition) observeEpochLocked(h *record.Header) {
 // loadEpochsLocked reads the checkpoint at Open, keeping only entries that start below the
 // log end (an entry at or past it was written for a batch that never reached the disk, or
 // the log's tail was cut by recovery). A missing or damaged file leaves no entries: the scan
-// of the log that follows rebuilds them.
+// of the log that follows (and the producer-state snapshot, see snapshot.go) rebuilds them.
 func (p *Partition) loadEpochsLocked() []EpochEntry {
 	dir := p.log.Dir()
 	_ = p.fsys().Remove(filepath.Join(dir, EpochCheckpointFile+".tmp"))
@@ -240,29 +240,7 @@ func FormatEpochCheckpoint(entries []EpochEntry) []byte {
 	return b
 }
 
-// writeEpochCheckpoint replaces the checkpoint atomically: temporary file, fsync, rename,
-// directory fsync.
+// writeEpochCheckpoint replaces the checkpoint atomically (see writeFileAtomic).
 func (p *Partition) writeEpochCheckpoint(entries []EpochEntry) error {
-	fs := p.fsys()
-	dir := p.log.Dir()
-	name := filepath.Join(dir, EpochCheckpointFile)
-	tmp := name + ".tmp"
-	f, err := fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(FormatEpochCheckpoint(entries))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fs.Rename(tmp, name)
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	return err
+	return writeFileAtomic(p.fsys(), p.log.Dir(), EpochCheckpointFile, FormatEpochCheckpoint(entries))
 }

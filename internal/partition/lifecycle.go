@@ -56,6 +56,9 @@ func (p *Partition) DeleteRecords(before int64) (int64, error) {
 		p.fail(err)
 		return start, ErrStorage
 	}
+	p.mu.Lock()
+	p.dropSnapshotsBelowLocked(start)
+	p.mu.Unlock()
 	return start, nil
 }
 
@@ -76,6 +79,11 @@ func (p *Partition) EnforceRetention() (plog.RetentionResult, error) {
 		pol.RetentionMs, pol.RetentionBytes = r.Ms, r.Bytes
 	}
 	res, err := p.log.EnforceRetention(pol)
+	// Either may have rolled with no append since to take the snapshot.
+	p.mu.Lock()
+	p.maybeSnapshotLocked()
+	p.dropSnapshotsBelowLocked(p.log.StartOffset())
+	p.mu.Unlock()
 	if err != nil {
 		return res, p.retentionError(err)
 	}

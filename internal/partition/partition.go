@@ -72,6 +72,8 @@ type Config struct {
 //     or visible to consumers before it is on disk.
 //   - Once failed is set (an I/O error on append or fsync) it stays set; every later append and
 //     every waiter gets ErrStorage, the data below hw stays readable.
+//   - A producer-state snapshot file at offset N holds exactly the state that folding every
+//     batch below N gives, and is durable only after those batches are (snapshot.go).
 //
 // All methods are safe for concurrent use. Append holds mu for offset assignment and the write
 // only; fsync runs on the flusher goroutine without mu, so appends keep flowing during it.
@@ -100,7 +102,16 @@ type Partition struct {
 		aborted    []AbortedTxn
 		// lastExpiry is when idle producers were last looked for (ms).
 		lastExpiry int64
+		// snapshots are the offsets of the producer-state snapshots on disk, ascending
+		// (snapshot.go).
+		snapshots []int64
 	}
+
+	// rolled is the base of a segment rolled but not yet snapshotted, or -1; set by the
+	// log's OnRoll hook, consumed under mu (snapshot.go).
+	rolled *atomic.Int64
+	// scannedAtOpen counts the batch headers Open folded (the work a snapshot saves).
+	scannedAtOpen int
 
 	hw     atomic.Int64
 	failed atomic.Bool
@@ -121,11 +132,14 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	}
 	lg := cfg.Logger.With("topic", topic, "partition", index)
 	cfg.Log.Logger = lg
+	rolled := new(atomic.Int64)
+	rolled.Store(-1)
+	cfg.Log.OnRoll = func(base int64) { rolled.Store(base) }
 	l, err := plog.Open(dir, cfg.Log)
 	if err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
-	p := &Partition{Topic: topic, ID: id, Index: index, cfg: cfg, log: l, lg: lg,
+	p := &Partition{Topic: topic, ID: id, Index: index, cfg: cfg, log: l, lg: lg, rolled: rolled,
 		flushReq: make(chan struct{}, 1), closing: make(chan struct{}), done: make(chan struct{})}
 	dyn := cfg
 	p.dyn.Store(&dyn)
@@ -135,10 +149,11 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
 	onDisk := p.loadEpochsLocked()
-	if err := p.rebuildProducers(); err != nil {
+	if err := p.rebuildStateLocked(); err != nil {
 		l.Close()
 		return nil, err
 	}
+	lg.Debug("producer state rebuilt", "batches_scanned", p.scannedAtOpen, "producers", len(p.mu.producers))
 	if err := p.finishEpochsLocked(onDisk); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("%w: write leader-epoch checkpoint: %v", ErrStorage, err)
@@ -220,12 +235,13 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 		p.fail(err)
 		return res, ErrStorage
 	}
+	p.maybeSnapshotLocked() // before folding this batch: the state is the state at a roll's base
 	res.BaseOffset = base
 	res.LastOffset = base + int64(h.LastOffsetDelta)
 	res.LogStartOffset = p.log.StartOffset()
 	if h.ProducerID >= 0 {
 		if pe == nil {
-			pe = &producerEntry{epoch: h.ProducerEpoch}
+			pe = newProducerEntry(h.ProducerEpoch)
 			p.mu.producers[h.ProducerID] = pe
 		}
 		pe.record(h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
@@ -439,13 +455,21 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset, timestamp int64, ok bo
 // MaxTimestamp returns the largest timestamp in the log and its record's offset (-1, -1 if none).
 func (p *Partition) MaxTimestamp() (ts, offset int64) { return p.log.MaxTimestamp() }
 
-// Close stops the flusher and closes the log (which syncs it).
+// Close stops the flusher, closes the log (which syncs it) and snapshots the producer state
+// at the log end.
 func (p *Partition) Close() error {
 	var err error
 	p.closeMu.Do(func() {
 		close(p.closing)
 		<-p.done
 		err = p.log.Close()
+		if err == nil && !p.failed.Load() {
+			// A clean shutdown leaves nothing to scan at the next Open.
+			p.mu.Lock()
+			p.rolled.Store(-1)
+			p.writeSnapshotLocked(p.log.EndOffset(), false) // Close synced the log
+			p.mu.Unlock()
+		}
 		p.notify()
 	})
 	return err
@@ -459,39 +483,4 @@ func (p *Partition) Delete() error {
 		p.notify()
 	})
 	return p.log.Delete()
-}
-
-// rebuildProducers restores idempotent producers' state from the batch headers of the log's
-// tail, so a producer retrying across a restart is answered with its original offsets, and
-// the transaction state from every transactional batch of the log.
-func (p *Partition) rebuildProducers() error {
-	tail := p.log.TailStart()
-	var events []txnEvent
-	err := p.log.ScanHeaders(p.log.StartOffset(), func(h record.Header) {
-		p.observeEpochLocked(&h)
-		if h.ProducerID < 0 {
-			return
-		}
-		if h.IsTransactional() {
-			events = append(events, txnEvent{h: h})
-		}
-		if h.IsControl() || h.BaseOffset < tail {
-			return
-		}
-		pe := p.mu.producers[h.ProducerID]
-		if pe == nil {
-			pe = &producerEntry{epoch: h.ProducerEpoch}
-			p.mu.producers[h.ProducerID] = pe
-		}
-		ts := int64(-1)
-		if h.TimestampType() == record.LogAppendTime {
-			ts = h.MaxTimestamp
-		}
-		pe.record(&h, batchMeta{firstSeq: h.BaseSequence, lastSeq: h.BaseSequence + h.LastOffsetDelta,
-			baseOffset: h.BaseOffset, lastOffset: h.LastOffset(), timestamp: ts}, h.MaxTimestamp)
-	})
-	if err != nil {
-		return err
-	}
-	return p.rebuildTxns(events)
 }

@@ -27,6 +27,13 @@ type producerEntry struct {
 	epoch   int16
 	batches []batchMeta
 	lastTs  int64 // wall time of the last append, for producer.id.expiration.ms
+	// coordEpoch is the transaction coordinator epoch of the producer's last marker here,
+	// or -1 (DescribeProducers reports it).
+	coordEpoch int32
+}
+
+func newProducerEntry(epoch int16) *producerEntry {
+	return &producerEntry{epoch: epoch, coordEpoch: -1}
 }
 
 // seqCheck is the outcome of checking a batch against its producer's state.

@@ -61,16 +61,21 @@ func buildMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, no
 	return record.Build(nil, h, []record.Record{{Key: key, Value: val}})
 }
 
-// markerType returns whether a control batch commits (true) or aborts.
-func markerType(batch []byte) (commit bool, err error) {
+// markerType returns whether a control batch commits (true) or aborts, and the coordinator
+// epoch its value carries (-1 if it has none).
+func markerType(batch []byte) (commit bool, coordinatorEpoch int32, err error) {
 	recs, err := record.Records(batch, 1<<20)
 	if err != nil {
-		return false, err
+		return false, -1, err
 	}
 	if len(recs) == 0 || len(recs[0].Key) < 4 {
-		return false, fmt.Errorf("%w: control batch without a marker key", record.ErrCorrupt)
+		return false, -1, fmt.Errorf("%w: control batch without a marker key", record.ErrCorrupt)
 	}
-	return int16(binary.BigEndian.Uint16(recs[0].Key[2:])) == markerCommit, nil
+	coordinatorEpoch = -1
+	if v := recs[0].Value; len(v) >= 6 {
+		coordinatorEpoch = int32(binary.BigEndian.Uint32(v[2:]))
+	}
+	return int16(binary.BigEndian.Uint16(recs[0].Key[2:])) == markerCommit, coordinatorEpoch, nil
 }
 
 // AppendMarker appends a COMMIT or ABORT marker for producer pid at epoch, closing its
@@ -108,19 +113,21 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 		p.fail(err)
 		return res, ErrStorage
 	}
+	p.maybeSnapshotLocked()
 	res.BaseOffset, res.LastOffset, res.LogStartOffset = base, base, p.log.StartOffset()
-	p.closeTxnLocked(pid, epoch, commit, base, now.UnixMilli())
+	p.closeTxnLocked(pid, epoch, commit, coordinatorEpoch, base, now.UnixMilli())
 	p.afterAppendLocked(res.LastOffset + 1)
 	return res, nil
 }
 
 // closeTxnLocked folds a marker at offset marker into the transaction state.
-func (p *Partition) closeTxnLocked(pid int64, epoch int16, commit bool, marker int64, now int64) {
+func (p *Partition) closeTxnLocked(pid int64, epoch int16, commit bool, coordinatorEpoch int32, marker int64, now int64) {
 	pe := p.mu.producers[pid]
 	if pe == nil {
-		pe = &producerEntry{epoch: epoch}
+		pe = newProducerEntry(epoch)
 		p.mu.producers[pid] = pe
 	}
+	pe.coordEpoch = coordinatorEpoch
 	if epoch > pe.epoch {
 		// A coordinator bumping the epoch (timeout, fencing) resets the producer's sequence.
 		pe.epoch = epoch
@@ -231,7 +238,7 @@ func (p *Partition) Producers() []ProducerState {
 	out := make([]ProducerState, 0, len(p.mu.producers))
 	for id, pe := range p.mu.producers {
 		s := ProducerState{ProducerID: id, ProducerEpoch: pe.epoch, LastSequence: -1, LastTimestamp: pe.lastTs,
-			CoordinatorEpoch: -1, TxnStartOffset: -1}
+			CoordinatorEpoch: pe.coordEpoch, TxnStartOffset: -1}
 		if n := len(pe.batches); n > 0 {
 			s.LastSequence = pe.batches[n-1].lastSeq
 		}
@@ -242,36 +249,4 @@ func (p *Partition) Producers() []ProducerState {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
 	return out
-}
-
-// txnEvent is a transactional batch seen while rebuilding the state at open.
-type txnEvent struct {
-	h record.Header
-}
-
-// rebuildTxns restores open transactions and the aborted index from the whole log: every
-// transactional batch opens its producer's transaction, every marker closes it.
-func (p *Partition) rebuildTxns(events []txnEvent) error {
-	var buf []byte
-	hw := p.hw.Load()
-	for _, ev := range events {
-		h := ev.h
-		if !h.IsControl() {
-			p.openTxnLocked(h.ProducerID, h.BaseOffset)
-			continue
-		}
-		s, err := p.log.Read(h.BaseOffset, hw, h.Size(), true)
-		if err != nil {
-			return fmt.Errorf("reading marker at %d: %w", h.BaseOffset, err)
-		}
-		if buf, err = s.ReadInto(buf[:0]); err != nil {
-			return fmt.Errorf("reading marker at %d: %w", h.BaseOffset, err)
-		}
-		commit, err := markerType(buf[:min(len(buf), h.Size())])
-		if err != nil {
-			return fmt.Errorf("marker at %d: %w", h.BaseOffset, err)
-		}
-		p.closeTxnLocked(h.ProducerID, h.ProducerEpoch, commit, h.BaseOffset, h.MaxTimestamp)
-	}
-	return nil
 }
