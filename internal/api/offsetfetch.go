@@ -4,7 +4,11 @@ package api
 //   v1: no schema change (v0 read ZooKeeper offsets in Kafka; Poste has only one store).
 //   v2: a null topic list fetches every committed partition; a top-level error code.
 //   v3: throttle time.  v5: leader epoch per partition.  v6: flexible.
-//   v7: require_stable (no pending transactional offsets exist yet, so always stable).
+//   v7: require_stable (KIP-447): a partition for which a transaction coordinated by this
+//   broker holds an offset not yet settled (committed to the group or dropped) answers
+//   UNSTABLE_OFFSET_COMMIT with offset -1; the client retries. Without it the last
+//   committed offset is answered. With a null topic list only committed partitions are
+//   checked, as in Kafka.
 //   v8: several groups per request (KIP-709).  v9: member id and epoch for KIP-848 groups
 //   (not checked for classic groups).
 // A partition without a commit answers offset -1, leader epoch -1, empty metadata.
@@ -13,9 +17,11 @@ import (
 	"context"
 	"sort"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/group"
+	"github.com/poste-io/poste/internal/txn"
 )
 
 func init() { register(9, 0, 9, handleOffsetFetch) }
@@ -25,6 +31,8 @@ type fetchGroup struct {
 	name   string
 	topics []kmsg.OffsetFetchRequestGroupTopic
 	all    bool
+	// unstable holds the partitions with unsettled transactional offsets, when asked.
+	unstable map[txn.TopicPartition]bool
 }
 
 // fetchedTopic is one topic of an answer.
@@ -45,6 +53,13 @@ func handleOffsetFetch(ctx context.Context, h *Handlers, req *Request) (Response
 	} else {
 		for _, g := range r.Groups {
 			groups = append(groups, fetchGroup{name: g.Group, topics: g.Topics, all: g.Topics == nil})
+		}
+	}
+	if req.Version >= 7 && r.RequireStable && h.Txns != nil {
+		// Taken before the group's offsets are read: the view drops an offset only after the
+		// group has it, so a partition found settled here is read with its new offset.
+		for i := range groups {
+			groups[i].unstable = h.Txns.PendingOffsets(groups[i].name)
 		}
 	}
 	waits := make([]func() group.FetchResult, len(groups))
@@ -102,6 +117,10 @@ func fetchAnswer(fg fetchGroup, res group.FetchResult) []fetchedTopic {
 	part := func(tp group.TopicPartition) kmsg.OffsetFetchResponseGroupTopicPartition {
 		p := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 		p.Partition, p.Offset, p.LeaderEpoch, p.Metadata = tp.Partition, -1, -1, strPtr("")
+		if fg.unstable[txn.TopicPartition{Topic: tp.Topic, Partition: tp.Partition}] {
+			p.ErrorCode = kerr.UnstableOffsetCommit.Code
+			return p
+		}
 		if o, ok := res.Offsets[tp]; ok {
 			p.Offset, p.LeaderEpoch, p.Metadata = o.Offset, o.LeaderEpoch, strPtr(o.Metadata)
 		}

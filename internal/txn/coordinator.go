@@ -136,6 +136,7 @@ type Coordinator struct {
 	pids    *ProducerIDs
 	markers MarkerWriter
 	offsets OffsetCommitter
+	pending *pendingOffsets
 	lg      *slog.Logger
 
 	closing chan struct{}
@@ -156,7 +157,7 @@ func NewCoordinator(cfg Config, nodeID int32, open func(index int32) (coord.Log,
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
-	c := &Coordinator{cfg: cfg, pids: pids, markers: markers, offsets: offsets,
+	c := &Coordinator{cfg: cfg, pids: pids, markers: markers, offsets: offsets, pending: newPendingOffsets(),
 		lg: lg.With("component", "txn-coordinator"), closing: make(chan struct{})}
 	c.rt = coord.NewRuntime(coord.RuntimeConfig[*Shard]{
 		Topic: StateTopic, NodeID: nodeID, Open: open, Clock: clock, Logger: c.lg,

@@ -131,6 +131,7 @@ func (s *Shard) Loaded(t coord.Timers, now time.Time) {
 	sort.Strings(ids)
 	for _, id := range ids {
 		m := s.txns[id]
+		s.publishPending(m)
 		switch {
 		case m.preparing():
 			s.completeAsync(m)
@@ -141,8 +142,9 @@ func (s *Shard) Loaded(t coord.Timers, now time.Time) {
 }
 
 // Unloaded implements coord.Machine. Nothing is parked: marker writers still running find
-// the shard gone and stop; the next leader replays the decision and finishes it.
-func (s *Shard) Unloaded() {}
+// the shard gone and stop; the next leader replays the decision and finishes it. Its
+// pending offsets leave the view: the next leader publishes them.
+func (s *Shard) Unloaded() { s.deps.pending.dropShard(s) }
 
 func timeoutKey(id string) string { return "timeout/" + id }
 
@@ -183,6 +185,8 @@ func (s *Shard) prepare(t *txnMeta, commit bool, now time.Time, cb func(error)) 
 			}
 			return
 		}
+		// A durable abort settles the offsets: they will never reach the group.
+		s.publishPending(t)
 		if cb != nil {
 			cb(nil)
 		}
@@ -226,6 +230,8 @@ func (s *Shard) complete(job markerJob, now time.Time) coord.Result {
 	hadOffsets := len(t.offsets) > 0
 	t.parts, t.groups, t.offsets = map[TopicPartition]bool{}, map[string]bool{}, nil
 	t.start, t.lastUpdate = time.Time{}, now
+	// The marker job committed the offsets to the group before asking for completion.
+	s.publishPending(t)
 	recs := []coord.Record{metaRecord(t)}
 	if hadOffsets {
 		recs = append(recs, offsetsRecord(t))
@@ -293,6 +299,7 @@ func (s *Shard) InitProducerID(now time.Time, req InitRequest, newPID int64, cb 
 	}
 	t.timeout, t.state, t.lastUpdate = timeout, kmsg.TransactionStateEmpty, now
 	t.parts, t.groups, t.offsets, t.start = map[TopicPartition]bool{}, map[string]bool{}, nil, time.Time{}
+	s.publishPending(t)
 	return coord.Result{Records: []coord.Record{metaRecord(t)}, Done: func(err error) {
 		if err != nil {
 			cb(InitResult{ProducerID: -1, ProducerEpoch: -1, Err: err})
@@ -384,6 +391,9 @@ func (s *Shard) CommitOffsets(now time.Time, id string, pid int64, epoch int16, 
 	}
 	t.groups[pg.Group] = true
 	t.lastUpdate = now
+	// Published before the record is durable: answering UNSTABLE_OFFSET_COMMIT early is
+	// safe, answering an offset the transaction is about to replace is not.
+	s.publishPending(t)
 	return coord.Result{Records: []coord.Record{offsetsRecord(t)}, Done: cb}
 }
 
