@@ -66,6 +66,8 @@ type Config struct {
 // Run may be called once. Inside, one goroutine (Run's) processes records; the kgo group
 // callbacks run between polls (the client blocks rebalances while a poll's records are being
 // processed) and take mu too, so tasks are never touched concurrently.
+// Global tables are read by one more goroutine, started by Run before the group is joined;
+// it writes only the global stores, which lock themselves.
 type App struct {
 	topo      *Topology
 	cfg       Config
@@ -74,6 +76,7 @@ type App struct {
 	subTopics [][]string     // resolved source topics per sub-topology
 	topicSub  map[string]int // resolved source topic → sub-topology
 	parts     map[string]int32
+	globals   *globalStores
 
 	cl   *kgo.Client
 	sess *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
@@ -144,6 +147,12 @@ func New(t *Topology, cfg Config) (*App, error) {
 		}
 		a.subTopics = append(a.subTopics, ts)
 	}
+	a.globals = newGlobalStores(t)
+	for topic := range a.globals.byTopic {
+		if _, dup := a.topicSub[topic]; dup {
+			return nil, fmt.Errorf("%w: topic %q is read both as a global table and by a sub-topology", ErrTopology, topic)
+		}
+	}
 	a.mu.tasks = map[TaskID]*task{}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
 	return a, nil
@@ -173,8 +182,19 @@ func (a *App) Run(ctx context.Context) error {
 	defer admCl.Close()
 	a.adm = kadm.NewClient(admCl)
 	if err := a.setupTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: a clean shutdown
+		}
 		return err
 	}
+	stopGlobals, err := a.startGlobals(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while the global tables were being read: a clean shutdown
+		}
+		return err
+	}
+	defer stopGlobals()
 	var topics []string
 	for _, ts := range a.subTopics {
 		topics = append(topics, ts...)
@@ -374,6 +394,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			}
 			tk := newTask(a.topo, a.subs[sub], a.cfg.ApplicationID, p, (*kgoCollector)(a), time.Now)
 			tk.dropped = &a.dropped
+			tk.globals = a.globals
 			a.mu.tasks[id] = tk
 			fresh = append(fresh, tk)
 		}

@@ -10,7 +10,11 @@ func (d TopologyDescription) String() string {
 	var b strings.Builder
 	b.WriteString("Topologies:\n")
 	for _, s := range d.Subtopologies {
-		fmt.Fprintf(&b, "   Sub-topology: %d\n", s.ID)
+		if s.Global {
+			fmt.Fprintf(&b, "   Sub-topology: %d for global store (will not generate tasks)\n", s.ID)
+		} else {
+			fmt.Fprintf(&b, "   Sub-topology: %d\n", s.ID)
+		}
 		for _, n := range s.Nodes {
 			switch n.Kind {
 			case "Source":

@@ -139,6 +139,7 @@ func (a *App) rebuildTasksLocked(ctx context.Context) error {
 		old.close()
 		tk := newTask(a.topo, a.subs[id.Subtopology], a.cfg.ApplicationID, id.Partition, (*kgoCollector)(a), time.Now)
 		tk.dropped = &a.dropped
+		tk.globals = a.globals
 		a.mu.tasks[id] = tk
 		fresh = append(fresh, tk)
 	}

@@ -12,6 +12,8 @@ var (
 	ErrNotCopartitioned = errors.New("streams: topics are not co-partitioned")
 	// ErrUnknownStore: a processor asked for a state store that is not connected to it.
 	ErrUnknownStore = errors.New("streams: unknown state store")
+	// ErrReadOnlyStore: a processor tried to write to a global table's store.
+	ErrReadOnlyStore = errors.New("streams: store is read-only")
 	// ErrConfig: a configuration value is missing or invalid.
 	ErrConfig = errors.New("streams: invalid configuration")
 	// ErrProcessing: user code failed on a record and the error handler chose to stop.

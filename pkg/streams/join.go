@@ -75,6 +75,9 @@ type lookupJoinProc[K, V, KT, VT, VR any] struct {
 	kind   joinKind
 	keyOf  func(K, V) KT
 	joiner func(K, V, *VT) VR
+	// nullKeys: look up keyOf's result even for a null stream key (global tables, whose key
+	// comes from the mapper rather than from the stream's key).
+	nullKeys bool
 }
 
 func (p *lookupJoinProc[K, V, KT, VT, VR]) init(c *nodeCtx) (err error) {
@@ -91,7 +94,7 @@ func (p *lookupJoinProc[K, V, KT, VT, VR]) process(r rec) error {
 	}
 	k, v := as[K](r.key), as[V](r.value)
 	var row *VT
-	if r.key != nil { // a null key finds no row; a left join still emits
+	if r.key != nil || p.nullKeys { // a null key finds no row; a left join still emits
 		vt, ok, err := p.kv.Get(p.keyOf(k, v))
 		if err != nil {
 			return err

@@ -38,6 +38,7 @@ type LocalRunner struct {
 	changelog map[string][]RawRecord
 	queue     []RawRecord
 	loopback  map[string]bool
+	globals   *globalStores
 	dropped   atomic.Int64
 }
 
@@ -50,10 +51,12 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 		return nil, fmt.Errorf("%w: application id is required", ErrConfig)
 	}
 	r := &LocalRunner{app: app, byTopic: map[string]*task{}, wall: start, offsets: map[string]int64{},
-		outputs: map[string][]RawRecord{}, changelog: map[string][]RawRecord{}, loopback: map[string]bool{}}
+		outputs: map[string][]RawRecord{}, changelog: map[string][]RawRecord{}, loopback: map[string]bool{},
+		globals: newGlobalStores(t)}
 	for _, sub := range t.subtopologies() {
 		tk := newTask(t, sub, app, 0, (*localCollector)(r), func() time.Time { return r.wall })
 		tk.dropped = &r.dropped
+		tk.globals = r.globals
 		for topic := range tk.byTopic {
 			if _, dup := r.byTopic[topic]; dup {
 				return nil, fmt.Errorf("%w: topic %q is read by two sub-topologies", ErrTopology, topic)
@@ -62,6 +65,11 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 			r.loopback[topic] = true
 		}
 		r.tasks = append(r.tasks, tk)
+	}
+	for topic := range r.globals.byTopic {
+		if _, dup := r.byTopic[topic]; dup {
+			return nil, fmt.Errorf("%w: topic %q is read both as a global table and by a sub-topology", ErrTopology, topic)
+		}
 	}
 	for _, tk := range r.tasks {
 		if err := tk.init(); err != nil {
@@ -77,6 +85,11 @@ func (c *localCollector) send(topic string, partition int32, key, value []byte, 
 	r := (*LocalRunner)(c)
 	rr := RawRecord{Topic: topic, Partition: 0, Offset: r.offsets[topic], Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
 	r.offsets[topic]++
+	if _, ok := r.globals.byTopic[topic]; ok {
+		r.globals.apply(topic, key, value) // a global table sees its topic's writes at once
+		r.outputs[topic] = append(r.outputs[topic], rr)
+		return nil
+	}
 	switch {
 	case r.loopback[topic]:
 		r.queue = append(r.queue, rr)
@@ -104,8 +117,14 @@ func isChangelog(app, topic string) bool {
 
 // Pipe processes one record read from topic (a user topic name), then everything it caused
 // to be written to topics the topology reads, in write order. The first error stops the run
-// and is returned.
+// and is returned. A record piped to a global table's topic updates that table at once (a
+// record with a null key is skipped), as if its background reader had caught up.
 func (r *LocalRunner) Pipe(topic string, key, value []byte, ts time.Time, headers []kgo.RecordHeader) error {
+	if _, ok := r.globals.byTopic[topic]; ok {
+		r.offsets[topic]++
+		r.globals.apply(topic, key, value)
+		return nil
+	}
 	if _, ok := r.byTopic[topic]; !ok {
 		return fmt.Errorf("%w: the topology does not read topic %q", ErrTopology, topic)
 	}
@@ -159,6 +178,9 @@ func (r *LocalRunner) Changelog(store string) []RawRecord {
 // Store gives access to the store named name (in whichever task holds it) for
 // GetKeyValueStore.
 func (r *LocalRunner) Store(name string) (StoreProvider, error) {
+	if si, ok := r.globals.byStore[name]; ok {
+		return globalProvider{si}, nil
+	}
 	for _, tk := range r.tasks {
 		if _, ok := tk.stores[name]; ok {
 			return taskStores{tk}, nil
@@ -172,6 +194,16 @@ func (r *LocalRunner) Close() {
 	for _, tk := range r.tasks {
 		tk.close()
 	}
+}
+
+// globalProvider exposes one global store.
+type globalProvider struct{ si *storeInst }
+
+func (g globalProvider) rawStore(name string) (*storeInst, error) {
+	if name != g.si.spec.name {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
+	}
+	return g.si, nil
 }
 
 // taskStores exposes all of a task's stores.

@@ -82,9 +82,13 @@ type storeInst struct {
 	kv        kvBytes
 	task      *task
 	changelog string // resolved topic; "" when not logged
+	readOnly  bool   // a global store: only its topic writes it
 }
 
 func (s *storeInst) put(k, v []byte) error {
+	if s.readOnly {
+		return fmt.Errorf("%w: %q", ErrReadOnlyStore, s.spec.name)
+	}
 	if v == nil {
 		s.kv.del(k)
 	} else {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,7 @@ type task struct {
 	cur        *rec // record being processed; nil inside a punctuation
 	punctTime  int64
 	dropped    *atomic.Int64 // late records dropped by windowed operators; nil: not counted
+	globals    *globalStores // the instance's global stores, shared with its other tasks; may be nil
 }
 
 // recordDropped counts one record dropped for arriving after its windows closed.
@@ -258,6 +260,11 @@ func (c *nodeCtx) rawStore(name string) (*storeInst, error) {
 	for _, s := range c.inst.n.stores {
 		if s == name {
 			return c.t.stores[name], nil
+		}
+	}
+	if c.t.globals != nil && slices.Contains(c.inst.n.globals, name) {
+		if si, ok := c.t.globals.byStore[name]; ok {
+			return si, nil
 		}
 	}
 	return nil, fmt.Errorf("%w: %q is not connected to %s", ErrUnknownStore, name, c.inst.n.name)

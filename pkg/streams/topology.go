@@ -23,6 +23,7 @@ type Topology struct {
 	byName  map[string]*node
 	stores  map[string]*storeSpec
 	storeOr []string
+	globals []*globalSpec
 	counter int
 	err     error // first build error; reported by Validate, New and the test driver
 }
@@ -64,6 +65,7 @@ type node struct {
 	parents  []string
 	children []string
 	stores   []string
+	globals  []string // global stores it reads; they belong to no sub-topology
 
 	// source: topics read and how bytes become a rec.
 	topics   []string
@@ -129,8 +131,15 @@ func (t *Topology) ConnectStore(proc, store string) {
 		t.fail("connect store %q: %q is not a processor", store, proc)
 		return
 	}
-	if _, ok := t.stores[store]; !ok {
+	spec, ok := t.stores[store]
+	if !ok {
 		t.fail("connect store: unknown store %q", store)
+		return
+	}
+	if spec.global {
+		if !slices.Contains(n.globals, store) {
+			n.globals = append(n.globals, store)
+		}
 		return
 	}
 	if !slices.Contains(n.stores, store) {
@@ -223,6 +232,9 @@ type NodeDescription struct {
 type SubtopologyDescription struct {
 	ID    int
 	Nodes []NodeDescription
+	// Global marks a global table's store: its source and the processor filling the store,
+	// run by every instance outside the task model ("will not generate tasks").
+	Global bool
 }
 
 // TopologyDescription is the shape Kafka Streams' TopologyDescription prints: sub-topologies
@@ -250,6 +262,12 @@ func (t *Topology) Describe() TopologyDescription {
 		}
 		d.Subtopologies = append(d.Subtopologies, sd)
 	}
+	for _, g := range t.globals {
+		d.Subtopologies = append(d.Subtopologies, SubtopologyDescription{ID: len(d.Subtopologies), Global: true, Nodes: []NodeDescription{
+			{Name: g.source, Kind: "Source", Topics: []string{g.topic}, Successors: []string{g.proc}},
+			{Name: g.proc, Kind: "Processor", Stores: []string{g.store}, Predecessors: []string{g.source}},
+		}})
+	}
 	return d
 }
 
@@ -263,6 +281,7 @@ type storeSpec struct {
 	newStore func() kvBytes
 	kind     storeKind
 	size     int64 // window stores: window length in ms (the end of a window is start+size)
+	global   bool  // a global table's store: one per instance, filled from its topic
 }
 
 // storeKind says how a store's bytes are laid out and which typed view reads it.
