@@ -349,6 +349,13 @@ type benchReport struct {
 	AckLatency  *latencySummary `json:"ack_latency_ms,omitempty"`
 	E2ELatency  *latencySummary `json:"e2e_latency_ms,omitempty"`
 	PollLatency *latencySummary `json:"poll_wait_ms,omitempty"`
+	// Produce only: the record batches the brokers acknowledged and, with transactions,
+	// the committed transactions, their rate over the run's seconds and the latency of
+	// each commit (EndTransaction) call.
+	Batches       int64           `json:"batches,omitempty"`
+	Transactions  int64           `json:"transactions,omitempty"`
+	TxnPerS       float64         `json:"transactions_per_s,omitempty"`
+	CommitLatency *latencySummary `json:"commit_latency_ms,omitempty"`
 }
 
 func newBenchReport(command, topic string, partitions int32, workload string, m *meter) *benchReport {
@@ -381,11 +388,18 @@ func (r *benchReport) print(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(tw, "seconds\t%.3f\n", r.Seconds)
 	fmt.Fprintf(tw, "records/s\t%.1f\n", r.RecordsPerS)
 	fmt.Fprintf(tw, "MB/s\t%.2f\n", r.MBPerS)
+	if r.Batches > 0 {
+		fmt.Fprintf(tw, "batches\t%d\n", r.Batches)
+	}
+	if r.Transactions > 0 {
+		fmt.Fprintf(tw, "transactions\t%d\n", r.Transactions)
+		fmt.Fprintf(tw, "transactions/s\t%.1f\n", r.TxnPerS)
+	}
 	fmt.Fprintf(tw, "\nlatency ms\tavg\tp50\tp95\tp99\tp99.9\tmax\n")
 	for _, l := range []struct {
 		name string
 		s    *latencySummary
-	}{{"ack", r.AckLatency}, {"end-to-end", r.E2ELatency}, {"poll-wait", r.PollLatency}} {
+	}{{"ack", r.AckLatency}, {"end-to-end", r.E2ELatency}, {"poll-wait", r.PollLatency}, {"commit", r.CommitLatency}} {
 		if l.s != nil {
 			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\n", l.name, l.s.Avg, l.s.P50, l.s.P95, l.s.P99, l.s.P999, l.s.Max)
 		}

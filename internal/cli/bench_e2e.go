@@ -46,7 +46,7 @@ func runBenchE2E(cmd *cobra.Command, g *globals, bf *benchFlags) error {
 		return err
 	}
 	rate, _ := parseThroughput(bf.throughput, bf.recordSize)
-	clients, partitions, err := g.benchProducers(cmd, bf)
+	clients, partitions, err := g.benchProducers(cmd, bf, nil)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func runBenchE2E(cmd *cobra.Command, g *globals, bf *benchFlags) error {
 		return v
 	}
 	// Whichever side fails first cancels ctx with its error, so both then return it.
-	err = produceAll(ctx, cancel, clients, bf.records, rate, value, acked, ack)
+	err = produceAll(ctx, cancel, clients, bf.records, rate, value, acked, ack, nil)
 	if err != nil {
 		cancel(err)
 	}

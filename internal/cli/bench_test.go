@@ -25,6 +25,10 @@ type benchJSON struct {
 	Ack         *latJSON `json:"ack_latency_ms"`
 	E2E         *latJSON `json:"e2e_latency_ms"`
 	Poll        *latJSON `json:"poll_wait_ms"`
+	Batches     int64    `json:"batches"`
+	Txns        int64    `json:"transactions"`
+	TxnPerS     float64  `json:"transactions_per_s"`
+	Commit      *latJSON `json:"commit_latency_ms"`
 }
 
 type latJSON struct {
@@ -159,6 +163,96 @@ func TestBenchProduceConsume(t *testing.T) {
 	}
 }
 
+func TestBenchProduceTxn(t *testing.T) {
+	b := testkit.StartBroker(t, nil)
+	for _, tc := range []struct {
+		name      string
+		args      []string
+		records   int64
+		txns      int64 // 0: no transactions
+		workload  string
+		committed []string // transactional ids that must end committed
+	}{
+		{name: "plain", args: []string{"--no-idempotence"}, records: 1500, workload: ", not idempotent"},
+		{name: "plain acks 1", args: []string{"--no-idempotence", "--acks", "1"}, records: 700, workload: ", not idempotent"},
+		{name: "idempotent", records: 1200, workload: ", idempotent"},
+		// 2500 = 1000 + 1000 + 500: the last transaction holds the rest.
+		{name: "one producer", args: []string{"--transactional-id", "bt", "--txn-records", "1000"}, records: 2500, txns: 3,
+			workload: ", transactions of 1000 records per producer (id bt)", committed: []string{"bt"}},
+		// 1001 records (3 transactions of ≤ 500) and 1000 (2).
+		{name: "two producers", args: []string{"--transactional-id", "bt2", "--txn-records", "500", "--producers", "2"}, records: 2001, txns: 5,
+			committed: []string{"bt2-0", "bt2-1"}},
+		// One record per transaction, each its own batch.
+		{name: "record each", args: []string{"--transactional-id", "bt3", "--txn-records", "1"}, records: 40, txns: 40, committed: []string{"bt3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := "bt-" + strings.ReplaceAll(tc.name, " ", "-")
+			args := append([]string{"bench", "produce", "--topic", topic, "--records", strconv.FormatInt(tc.records, 10),
+				"--record-size", "100", "--partitions", "3", "--progress", "0", "--json"}, tc.args...)
+			j := parseBenchJSON(t, poste(t, b, 0, "", args...).stdout)
+			if j.Records != tc.records || j.Bytes != 100*tc.records || j.Txns != tc.txns {
+				t.Errorf("records %d, bytes %d, transactions %d; want %d, %d, %d", j.Records, j.Bytes, j.Txns, tc.records, 100*tc.records, tc.txns)
+			}
+			if !strings.HasSuffix(j.Workload, tc.workload) {
+				t.Errorf("workload %q, want suffix %q", j.Workload, tc.workload)
+			}
+			j.Ack.check(t, "ack", tc.records)
+			// A batch holds at least one record; a transaction flushes at least one batch.
+			if j.Batches < max(tc.txns, 1) || j.Batches > tc.records {
+				t.Errorf("batches %d, want %d..%d", j.Batches, max(tc.txns, 1), tc.records)
+			}
+			if tc.txns == 0 {
+				if j.Commit != nil || j.TxnPerS != 0 {
+					t.Errorf("commit figures without transactions: %+v", j)
+				}
+			} else {
+				j.Commit.check(t, "commit", tc.txns)
+				if j.TxnPerS <= 0 {
+					t.Errorf("transactions/s %v", j.TxnPerS)
+				}
+				if tc.txns == tc.records && j.Batches != tc.records {
+					t.Errorf("batches %d, want one per one-record transaction", j.Batches)
+				}
+			}
+			// Everything is visible to a read_committed consumer, nothing twice.
+			r := poste(t, b, 0, "", "consume", topic, "--from-beginning", "-q", "--isolation", "read_committed",
+				"-n", strconv.FormatInt(tc.records, 10), "--format", `%p %o\n`)
+			seen := map[string]bool{}
+			for _, l := range lines(r.stdout) {
+				if seen[l] {
+					t.Errorf("record %s twice", l)
+				}
+				seen[l] = true
+			}
+			if int64(len(seen)) != tc.records {
+				t.Errorf("read_committed consumer got %d records, want %d", len(seen), tc.records)
+			}
+			if len(tc.committed) > 0 {
+				r = poste(t, b, 0, "", "txn", "list")
+				for _, id := range tc.committed {
+					if got := row(t, r.stdout, id); got[1] != "CompleteCommit" {
+						t.Errorf("txn list %s: %v, want CompleteCommit", id, got)
+					}
+				}
+			}
+		})
+	}
+
+	// The text report adds the batch, transaction and commit rows.
+	r := poste(t, b, 0, "", "bench", "produce", "--topic", "bt-text", "--records", "300", "--record-size", "10",
+		"--transactional-id", "btx", "--txn-records", "100", "--progress", "0")
+	checkText(t, r.stdout, 300, 0.003)
+	if got := textValue(t, r.stdout, "transactions"); got != 3 {
+		t.Errorf("transactions %v, want 3\n%s", got, r.stdout)
+	}
+	if got := textValue(t, r.stdout, "batches"); got < 3 || got > 300 {
+		t.Errorf("batches %v, want 3..300\n%s", got, r.stdout)
+	}
+	textValue(t, r.stdout, "transactions/s")
+	textLatency(t, r.stdout, "commit", 3)
+	textLatency(t, r.stdout, "ack", 300)
+}
+
 func TestBenchE2E(t *testing.T) {
 	b := testkit.StartBroker(t, nil)
 	// Records already in the topic are not part of the run.
@@ -251,6 +345,10 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "produce", "--batch-max-bytes", "1000"},
 		{"bench", "produce", "--buffer-bytes", "1000"},
 		{"bench", "produce", "extra-arg"},
+		{"bench", "produce", "--txn-records", "10"},
+		{"bench", "produce", "--transactional-id", "x", "--txn-records", "0"},
+		{"bench", "produce", "--transactional-id", "x", "--no-idempotence"},
+		{"bench", "produce", "--transactional-id", "x", "--acks", "1"},
 		{"bench", "e2e", "--record-size", "15"},
 		{"bench", "consume", "--records", "-1"},
 		{"bench", "consume", "--stall-timeout", "0s"},

@@ -432,6 +432,14 @@ func (p *Partition) readTo(offset, limit int64, maxBytes int, minOne bool) (plog
 		return plog.Slice{}, ErrStorage
 	}
 	s, err := p.log.Read(offset, limit, maxBytes, minOne)
+	// A read returns one segment's batches. When the offset lies in a gap that runs to the
+	// end of its segment (compaction removed those batches), the slice is empty and
+	// NextOffset is the next segment's base: go on from there, as Kafka does, or a consumer
+	// at that offset would be answered "nothing" forever.
+	for err == nil && s.Size == 0 && s.NextOffset > offset && s.NextOffset < limit {
+		offset = s.NextOffset
+		s, err = p.log.Read(offset, limit, maxBytes, minOne)
+	}
 	if err != nil && !errors.Is(err, plog.ErrOffsetOutOfRange) {
 		p.fail(err)
 		return s, ErrStorage

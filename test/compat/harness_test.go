@@ -124,9 +124,10 @@ func requireClients(t *testing.T, dir string) {
 	}
 }
 
-// startBroker builds poste (or takes $POSTE_COMPAT_BINARY) and starts `poste serve` on a free port in a temp dir; the broker
-// is stopped with SIGTERM when the test ends and its log is printed if the test failed.
-func startBroker(t *testing.T) *broker {
+// startBroker builds poste (or takes $POSTE_COMPAT_BINARY) and starts `poste serve` on a free port in a temp dir, with
+// extra appended to its flags (such as --override key=value); the broker is stopped with SIGTERM when the test ends and
+// its log is printed if the test failed.
+func startBroker(t *testing.T, extra ...string) *broker {
 	t.Helper()
 	tmp := t.TempDir()
 	// POSTE_COMPAT_BINARY runs the suite against an already built poste (a release, say).
@@ -158,6 +159,7 @@ func startBroker(t *testing.T) *broker {
 		"--listeners", "PLAINTEXT://"+addr,
 		"--log.dirs", filepath.Join(tmp, "data"),
 		"--log-level", level)
+	b.cmd.Args = append(b.cmd.Args, extra...)
 	b.cmd.Stdout, b.cmd.Stderr = logf, logf
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
