@@ -222,6 +222,13 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
 	runErr := a.loop(ctx)
+	// Cancelling ctx is how a program stops the app: work interrupted by it is not an error.
+	// Under at_least_once what was processed is committed below; under exactly_once_v2 the
+	// open transaction is aborted, so its records are processed again by the next owner.
+	canceled := runErr != nil && ctx.Err() != nil && errors.Is(runErr, context.Canceled)
+	if canceled && !a.eos() {
+		runErr = nil
+	}
 
 	a.mu.Lock()
 	if runErr == nil && a.mu.fatal == nil {
@@ -235,7 +242,7 @@ func (a *App) Run(ctx context.Context) error {
 	a.mu.Unlock()
 	a.cl.AllowRebalance()
 	a.cl.Close() // leaves the group; the revoke callback finds no tasks left
-	if runErr != nil {
+	if runErr != nil && !canceled {
 		a.log.Error("streams: stopped", "err", runErr)
 		return runErr
 	}
