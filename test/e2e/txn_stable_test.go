@@ -105,12 +105,21 @@ func (x *rawTxn) commitOffset(ctx context.Context, offset int64) {
 	x.t.Helper()
 	add := kmsg.NewPtrAddOffsetsToTxnRequest()
 	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = x.id, x.pid, x.epoch, x.group
-	aresp, err := add.RequestWith(ctx, x.cl)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	if err := kerr.ErrorForCode(aresp.ErrorCode); err != nil {
-		x.t.Fatalf("AddOffsetsToTxn: %v", err)
+	// CONCURRENT_TRANSACTIONS is retriable: the previous transaction's markers may still be
+	// being written, as clients retry it too.
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		aresp, err := add.RequestWith(ctx, x.cl)
+		if err != nil {
+			x.t.Fatal(err)
+		}
+		err = kerr.ErrorForCode(aresp.ErrorCode)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kerr.ConcurrentTransactions) || time.Now().After(deadline) {
+			x.t.Fatalf("AddOffsetsToTxn: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = x.id, x.group, x.pid, x.epoch
