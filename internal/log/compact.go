@@ -666,6 +666,13 @@ func (c *cleaner) rebuild(h *record.Header, b []byte, recs []record.Record, setH
 	} else {
 		c.keepHorizon(&nh)
 	}
+	if len(recs) == 0 {
+		// An emptied batch (kept for its offsets and its producer) carries no records, so it
+		// is written uncompressed, as Kafka writes empty batches: a codec's framing around
+		// nothing is refused by some clients (franz-go's snappy reader), which then never
+		// advance past it.
+		nh.Attributes &^= 7
+	}
 	before := len(c.out)
 	out, err := record.Build(c.out, nh, recs)
 	if err != nil {
