@@ -123,9 +123,17 @@ func (g *globals) ctx(cmd *cobra.Command) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(cmd.Context(), g.timeout)
 }
 
-// completeTopics completes topic names from the cluster; it stays silent on failure so a
-// shell never shows an error while completing.
+// completeTopics completes topic names from the cluster.
 func (g *globals) completeTopics(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
+	return g.complete(cmd, prefix, func(ctx context.Context, adm *kadm.Client) ([]string, error) {
+		topics, err := adm.ListTopics(ctx)
+		return topics.Names(), err
+	})
+}
+
+// complete offers the names list returns that start with prefix. It stays silent on every
+// failure, so a shell never shows an error while completing.
+func (g *globals) complete(cmd *cobra.Command, prefix string, list func(context.Context, *kadm.Client) ([]string, error)) ([]string, cobra.ShellCompDirective) {
 	opts, err := g.clientOpts(cmd)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
@@ -137,12 +145,12 @@ func (g *globals) completeTopics(cmd *cobra.Command, _ []string, prefix string) 
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	topics, err := kadm.NewClient(cl).ListTopics(ctx)
+	names, err := list(ctx, kadm.NewClient(cl))
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	var out []string
-	for _, name := range topics.Names() {
+	for _, name := range names {
 		if strings.HasPrefix(name, prefix) {
 			out = append(out, name)
 		}

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ErrUnknownGroup: a consumer group named on the command line does not exist (the
@@ -43,31 +41,12 @@ func newGroupCommand(g *globals) *cobra.Command {
 	return cmd
 }
 
-// completeGroups completes consumer group names from the cluster; like completeTopics it
-// stays silent on failure.
+// completeGroups completes consumer group names from the cluster.
 func (g *globals) completeGroups(cmd *cobra.Command, _ []string, prefix string) ([]string, cobra.ShellCompDirective) {
-	opts, err := g.clientOpts(cmd)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	groups, err := kadm.NewClient(cl).ListGroups(ctx)
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	var out []string
-	for _, name := range groups.Groups() {
-		if strings.HasPrefix(name, prefix) {
-			out = append(out, name)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return g.complete(cmd, prefix, func(ctx context.Context, adm *kadm.Client) ([]string, error) {
+		groups, err := adm.ListGroups(ctx)
+		return groups.Groups(), err
+	})
 }
 
 // explainGroup explains an error about one group: a group the coordinator does not know
