@@ -61,54 +61,20 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		a.abortTxn(ctx)
 		return fmt.Errorf("streams: producing output: %w", perr)
 	}
-	offsets := a.mu.offsets
 	committed, err := a.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
 		return fmt.Errorf("streams: ending transaction: %w", err)
 	}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
-	if committed {
-		a.awaitOffsetsVisible(ctx, offsets)
-	} else {
+	// The next owner of a task fetches its offsets with require_stable (KIP-447), so it
+	// waits for this transaction's offsets to settle rather than reading older ones.
+	if !committed {
 		a.log.Warn("streams: transaction aborted; rebuilding tasks from their changelogs")
 		if err := a.rebuildTasksLocked(ctx); err != nil {
 			return err
 		}
 	}
 	return a.sess.Begin()
-}
-
-// awaitOffsetsVisible waits until the group coordinator returns the offsets just committed
-// by a transaction. A broker may write a transaction's offsets to the group after answering
-// EndTxn; the rebalance stays blocked while this runs, so the next owner of a task cannot
-// fetch offsets older than the transaction it must not redo.
-func (a *App) awaitOffsetsVisible(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) {
-	if len(offsets) == 0 {
-		return
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := a.adm.FetchOffsets(ctx, a.cfg.ApplicationID)
-		if err == nil {
-			behind := false
-			for topic, parts := range offsets {
-				for p, want := range parts {
-					o, ok := got.Lookup(topic, p)
-					if !ok || o.Err != nil || o.At < want.Offset {
-						behind = true
-					}
-				}
-			}
-			if !behind {
-				return
-			}
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			a.log.Warn("streams: committed offsets not visible in the group yet", "err", err)
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // restartTxnLocked aborts the open transaction after a rebalance and opens a new one. The
