@@ -70,6 +70,33 @@ type Broker struct {
 	TransactionStateLogNumPartitions     int32
 	TransactionStateLogReplicationFactor int16
 
+	// Cluster (see docs/cluster.md).
+	// Controller and BrokerRole come from process.roles.
+	Controller, BrokerRole bool
+	// Voters is controller.quorum.voters; empty for a single node.
+	Voters []Voter
+	// ControllerListeners names the listeners of controller.listener.names present in
+	// listeners; they are not advertised to clients.
+	ControllerListeners []string
+	// InterBrokerListener is the listener followers fetch from.
+	InterBrokerListener           string
+	Rack                          *string
+	BrokerHeartbeatIntervalMs     int32
+	BrokerSessionTimeoutMs        int32
+	ControlledShutdown            bool
+	AutoLeaderRebalance           bool
+	LeaderImbalanceCheckIntervalS int64
+	LeaderImbalancePercentage     int32
+	ReplicaLagTimeMaxMs           int64
+	ReplicaFetchMaxBytes          int32
+	ReplicaFetchResponseMaxBytes  int32
+	ReplicaFetchWaitMaxMs         int32
+	ReplicaFetchMinBytes          int32
+	ReplicaFetchBackoffMs         int32
+	NumReplicaFetchers            int32
+	// RackAwareReplicaSelector is replica.selector.class set to Kafka's rack-aware selector.
+	RackAwareReplicaSelector bool
+
 	// Values holds every broker key that has a value, configured or default,
 	// in canonical text (trimmed, numbers and booleans normalised). Keys with
 	// no default that were not configured are absent.
@@ -263,6 +290,10 @@ func (b *Broker) resolve() error {
 	b.TransactionStateLogNumPartitions = b.int32Of("transaction.state.log.num.partitions")
 	b.TransactionStateLogReplicationFactor = int16(b.int64Of("transaction.state.log.replication.factor"))
 
+	if err := b.resolveCluster(); err != nil {
+		return err
+	}
+
 	// Cross-key checks Kafka makes at startup.
 	retention, from := b.brokerDefault(&topicDefs[topicIndex["retention.ms"]])
 	if r, _ := strconv.ParseInt(retention, 10, 64); r == 0 {
@@ -413,4 +444,101 @@ func convertSynonym(d *Def, synonym, v string) string {
 		n = -1 // any negative broker retention means unlimited
 	}
 	return strconv.FormatInt(n, 10)
+}
+
+// RackAwareSelector is the replica.selector.class value that enables fetching from followers.
+const RackAwareSelector = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
+// resolveCluster fills the cluster fields and checks them against the listeners.
+func (b *Broker) resolveCluster() error {
+	for _, r := range strings.Split(b.Values["process.roles"], ",") {
+		switch strings.TrimSpace(r) {
+		case "broker":
+			b.BrokerRole = true
+		case "controller":
+			b.Controller = true
+		}
+	}
+	if !b.BrokerRole && !b.Controller {
+		return invalidValue("process.roles", b.Values["process.roles"], "At least one role (broker, controller) is required")
+	}
+	b.Voters, _ = parseVoters("controller.quorum.voters", b.Values["controller.quorum.voters"])
+	names := map[string]bool{}
+	for _, n := range strings.Split(b.Values["controller.listener.names"], ",") {
+		if n = strings.ToUpper(strings.TrimSpace(n)); n != "" {
+			names[n] = true
+		}
+	}
+	for _, l := range b.Listeners {
+		if names[l.Name] {
+			b.ControllerListeners = append(b.ControllerListeners, l.Name)
+		}
+	}
+	if len(b.Voters) > 0 {
+		if b.Controller && len(b.ControllerListeners) == 0 {
+			return invalidValue("listeners", b.Values["listeners"],
+				"A node with the controller role needs a listener named in controller.listener.names")
+		}
+		found := false
+		for _, v := range b.Voters {
+			found = found || v.ID == b.NodeID
+		}
+		if b.Controller && !found {
+			return invalidValue("controller.quorum.voters", b.Values["controller.quorum.voters"],
+				"The node id "+strconv.Itoa(int(b.NodeID))+" of a controller must be one of the voters")
+		}
+		if !b.Controller && found {
+			return invalidValue("process.roles", b.Values["process.roles"],
+				"Node "+strconv.Itoa(int(b.NodeID))+" is a voter in controller.quorum.voters but does not have the controller role")
+		}
+	} else if !b.BrokerRole || !b.Controller {
+		return invalidValue("process.roles", b.Values["process.roles"],
+			"A node without controller.quorum.voters is a single-node cluster and needs both roles")
+	}
+	// Controller listeners are never given to clients.
+	adv := b.AdvertisedListeners[:0:0]
+	for _, l := range b.AdvertisedListeners {
+		if !names[l.Name] {
+			adv = append(adv, l)
+		}
+	}
+	b.AdvertisedListeners = adv
+	if b.BrokerRole && len(adv) == 0 {
+		return invalidValue("listeners", b.Values["listeners"], "A broker needs a listener that is not a controller listener")
+	}
+	if n, ok := b.Values["inter.broker.listener.name"]; ok {
+		n = strings.ToUpper(n)
+		found := false
+		for _, l := range adv {
+			found = found || l.Name == n
+		}
+		if !found {
+			return invalidValue("inter.broker.listener.name", n, "No advertised listener is named "+n)
+		}
+		b.InterBrokerListener = n
+	} else if len(adv) > 0 {
+		b.InterBrokerListener = adv[0].Name
+	}
+	if r, ok := b.Values["broker.rack"]; ok && r != "" {
+		b.Rack = &r
+	}
+	b.BrokerHeartbeatIntervalMs = b.int32Of("broker.heartbeat.interval.ms")
+	b.BrokerSessionTimeoutMs = b.int32Of("broker.session.timeout.ms")
+	if b.BrokerSessionTimeoutMs <= b.BrokerHeartbeatIntervalMs {
+		return invalidValue("broker.session.timeout.ms", b.Values["broker.session.timeout.ms"],
+			"must be greater than broker.heartbeat.interval.ms")
+	}
+	b.ControlledShutdown = b.boolOf("controlled.shutdown.enable")
+	b.AutoLeaderRebalance = b.boolOf("auto.leader.rebalance.enable")
+	b.LeaderImbalanceCheckIntervalS = b.int64Of("leader.imbalance.check.interval.seconds")
+	b.LeaderImbalancePercentage = b.int32Of("leader.imbalance.per.broker.percentage")
+	b.ReplicaLagTimeMaxMs = b.int64Of("replica.lag.time.max.ms")
+	b.ReplicaFetchMaxBytes = b.int32Of("replica.fetch.max.bytes")
+	b.ReplicaFetchResponseMaxBytes = b.int32Of("replica.fetch.response.max.bytes")
+	b.ReplicaFetchWaitMaxMs = b.int32Of("replica.fetch.wait.max.ms")
+	b.ReplicaFetchMinBytes = b.int32Of("replica.fetch.min.bytes")
+	b.ReplicaFetchBackoffMs = b.int32Of("replica.fetch.backoff.ms")
+	b.NumReplicaFetchers = b.int32Of("num.replica.fetchers")
+	b.RackAwareReplicaSelector = b.Values["replica.selector.class"] == RackAwareSelector
+	return nil
 }

@@ -77,6 +77,22 @@ func TestLoadDefaults(t *testing.T) {
 		ProducerIDExpirationMs:               86400000,
 		TransactionStateLogNumPartitions:     50,
 		TransactionStateLogReplicationFactor: 1,
+		Controller:                           true,
+		BrokerRole:                           true,
+		InterBrokerListener:                  "PLAINTEXT",
+		BrokerHeartbeatIntervalMs:            250,
+		BrokerSessionTimeoutMs:               1500,
+		ControlledShutdown:                   true,
+		AutoLeaderRebalance:                  true,
+		LeaderImbalanceCheckIntervalS:        300,
+		LeaderImbalancePercentage:            10,
+		ReplicaLagTimeMaxMs:                  30000,
+		ReplicaFetchMaxBytes:                 1048576,
+		ReplicaFetchResponseMaxBytes:         10485760,
+		ReplicaFetchWaitMaxMs:                500,
+		ReplicaFetchMinBytes:                 1,
+		ReplicaFetchBackoffMs:                1000,
+		NumReplicaFetchers:                   1,
 	}
 	got := *b
 	got.Values, got.Sources = nil, nil
@@ -355,7 +371,11 @@ func TestEnvName(t *testing.T) {
 			t.Errorf("%s and %s share %s", other, d.Name, n)
 		}
 		seen[n] = d.Name
-		b, _, err := Load("", []string{n + "=" + sampleValue(d)}, nil)
+		env := []string{n + "=" + sampleValue(d)}
+		if d.Name == "controller.quorum.voters" { // a voter needs its controller listener
+			env = append(env, "POSTE_LISTENERS=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")
+		}
+		b, _, err := Load("", env, nil)
 		if err != nil {
 			t.Errorf("%s: %v", n, err)
 			continue
@@ -373,6 +393,10 @@ func sampleValue(d Def) string {
 		return "PLAINTEXT://127.0.0.1:9092"
 	case "listener.security.protocol.map":
 		return "PLAINTEXT:PLAINTEXT"
+	case "controller.quorum.voters":
+		return "1@localhost:9093"
+	case "inter.broker.listener.name":
+		return "PLAINTEXT"
 	}
 	if !d.NullDefault {
 		return d.Default
@@ -388,6 +412,46 @@ func TestFlagKeysAreBrokerKeys(t *testing.T) {
 	for _, k := range FlagKeys() {
 		if _, ok := LookupBroker(k); !ok {
 			t.Errorf("flag key %s is not a broker key", k)
+		}
+	}
+}
+
+func TestClusterKeys(t *testing.T) {
+	env := []string{
+		"POSTE_NODE_ID=2",
+		"POSTE_LISTENERS=PLAINTEXT://127.0.0.1:9192,CONTROLLER://127.0.0.1:9193",
+		"POSTE_CONTROLLER_QUORUM_VOTERS=1@localhost:9093,2@localhost:9193,3@localhost:9293",
+		"POSTE_BROKER_RACK=r2",
+	}
+	b, _, err := Load("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Voters) != 3 || b.Voters[1] != (Voter{ID: 2, Host: "localhost", Port: 9193}) {
+		t.Errorf("voters %+v", b.Voters)
+	}
+	if len(b.AdvertisedListeners) != 1 || b.AdvertisedListeners[0].Name != "PLAINTEXT" {
+		t.Errorf("controller listener advertised: %+v", b.AdvertisedListeners)
+	}
+	if !reflect.DeepEqual(b.ControllerListeners, []string{"CONTROLLER"}) || b.InterBrokerListener != "PLAINTEXT" {
+		t.Errorf("controller listeners %v, inter-broker %q", b.ControllerListeners, b.InterBrokerListener)
+	}
+	if b.Rack == nil || *b.Rack != "r2" || !b.Controller || !b.BrokerRole {
+		t.Errorf("rack %v roles %v %v", b.Rack, b.Controller, b.BrokerRole)
+	}
+	for _, bad := range [][]string{
+		{"POSTE_CONTROLLER_QUORUM_VOTERS=1@localhost"},
+		{"POSTE_CONTROLLER_QUORUM_VOTERS=1@localhost:1,1@localhost:2"},
+		// A controller whose id is not a voter.
+		{"POSTE_LISTENERS=PLAINTEXT://127.0.0.1:9192,CONTROLLER://127.0.0.1:9193", "POSTE_CONTROLLER_QUORUM_VOTERS=7@localhost:9093"},
+		// A voter without a controller listener.
+		{"POSTE_CONTROLLER_QUORUM_VOTERS=1@localhost:9093"},
+		// A single node needs both roles.
+		{"POSTE_PROCESS_ROLES=broker"},
+		{"POSTE_BROKER_SESSION_TIMEOUT_MS=100", "POSTE_BROKER_HEARTBEAT_INTERVAL_MS=200"},
+	} {
+		if _, _, err := Load("", bad, nil); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }

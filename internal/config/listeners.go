@@ -102,3 +102,57 @@ func parseProtocolMap(key, v string) (map[string]string, *Error) {
 	}
 	return out, nil
 }
+
+// Voter is one entry of controller.quorum.voters: a node id and the address
+// of its controller listener.
+type Voter struct {
+	ID   int32
+	Host string
+	Port int
+}
+
+// Addr returns host:port.
+func (v Voter) Addr() string { return net.JoinHostPort(v.Host, strconv.Itoa(v.Port)) }
+
+// parseVoters parses "id@host:port,..." (Kafka's controller.quorum.voters).
+func parseVoters(key, v string) ([]Voter, *Error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil, nil
+	}
+	var out []Voter
+	seen := map[int32]bool{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		bad := func(why string) *Error {
+			return invalidValue(key, v, "Unable to parse "+item+" as a voter id@host:port: "+why)
+		}
+		idText, hostPort, ok := strings.Cut(item, "@")
+		if !ok {
+			return nil, bad("missing @")
+		}
+		id, err := strconv.ParseInt(idText, 10, 32)
+		if err != nil || id < 0 {
+			return nil, bad("the id must be a non-negative integer")
+		}
+		host, portText, err := net.SplitHostPort(hostPort)
+		if err != nil || host == "" {
+			return nil, bad("want host:port")
+		}
+		port, err := strconv.Atoi(portText)
+		if err != nil || port <= 0 || port > 65535 {
+			return nil, bad("port must be 1-65535")
+		}
+		if seen[int32(id)] {
+			return nil, invalidValue(key, v, "Each voter must have a different id, "+idText+" is repeated")
+		}
+		seen[int32(id)] = true
+		out = append(out, Voter{ID: int32(id), Host: host, Port: port})
+	}
+	return out, nil
+}
+
+func votersCheck(name, v string) *Error {
+	_, err := parseVoters(name, v)
+	return err
+}
