@@ -22,6 +22,9 @@ func init() { register(33, 0, 2, handleAlterConfigs) }
 
 func handleAlterConfigs(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.AlterConfigsRequest)
+	if resp, ok := h.forward(ctx, req); ok {
+		return resp, nil
+	}
 	resp := kmsg.NewPtrAlterConfigsResponse()
 	var changes []controller.ConfigChange
 	var slots []int // response index of each change

@@ -17,6 +17,9 @@ func init() { register(37, 0, 3, handleCreatePartitions) }
 
 func handleCreatePartitions(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.CreatePartitionsRequest)
+	if resp, ok := h.forward(ctx, req); ok {
+		return resp, nil
+	}
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	specs := make([]controller.PartitionsSpec, 0, len(r.Topics))
 	for _, t := range r.Topics {

@@ -21,6 +21,9 @@ func init() { register(19, 2, 7, handleCreateTopics) }
 
 func handleCreateTopics(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.CreateTopicsRequest)
+	if resp, ok := h.forward(ctx, req); ok {
+		return resp, nil
+	}
 	resp := kmsg.NewPtrCreateTopicsResponse()
 
 	specs := make([]controller.TopicSpec, 0, len(r.Topics))

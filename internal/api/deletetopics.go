@@ -16,6 +16,9 @@ func init() { register(20, 1, 6, handleDeleteTopics) }
 
 func handleDeleteTopics(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.DeleteTopicsRequest)
+	if resp, ok := h.forward(ctx, req); ok {
+		return resp, nil
+	}
 	resp := kmsg.NewPtrDeleteTopicsResponse()
 	var names []string
 	var ids [][16]byte

@@ -25,11 +25,13 @@ func handleDescribeCluster(_ context.Context, h *Handlers, req *Request) (Respon
 	}
 	resp.EndpointType = 1
 	resp.ClusterID = h.Meta.Image().ClusterID()
-	resp.ControllerID = h.Config.NodeID
-	host, port := h.advertised(req.Conn.Listener)
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = h.Config.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, b)
+	img := h.Meta.Image()
+	resp.ControllerID = h.controllerID(img)
+	for _, mb := range h.brokers(img, req.Conn.Listener) {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = mb.NodeID, mb.Host, mb.Port, mb.Rack
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterAuthorizedOperations = notRequestedOps
 	if r.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOpsAll

@@ -40,7 +40,12 @@ func handleFetch(ctx context.Context, h *Handlers, req *Request) (Response, erro
 		replica = r.ReplicaState.ID
 	}
 	if replica >= 0 {
-		return encodeFetch(req.Version, kerr.NotLeaderForPartition.Code, 0, nil), nil
+		// Only a registered broker replicates; since v15 it proves its registration with
+		// its broker epoch.
+		b := h.Meta.Image().Broker(replica)
+		if b == nil || (req.Version >= 15 && r.ReplicaState.Epoch >= 0 && r.ReplicaState.Epoch != b.Epoch) {
+			return encodeFetch(req.Version, kerr.NotLeaderForPartition.Code, 0, nil), nil
+		}
 	}
 	if req.Version >= 7 && r.SessionID != 0 {
 		return encodeFetch(req.Version, kerr.FetchSessionIDNotFound.Code, 0, nil), nil
@@ -49,7 +54,7 @@ func handleFetch(ctx context.Context, h *Handlers, req *Request) (Response, erro
 	if req.Version < 3 || maxBytes <= 0 || maxBytes > maxFetchBytes {
 		maxBytes = maxFetchBytes
 	}
-	f := &fetch{h: h, req: r, version: req.Version, maxBytes: maxBytes}
+	f := &fetch{h: h, req: r, version: req.Version, maxBytes: maxBytes, replica: replica, now: time.Now}
 	topics, total, done := f.read()
 	wait := time.Duration(r.MaxWaitMillis) * time.Millisecond
 	if done || total >= int(r.MinBytes) || wait <= 0 {
@@ -65,6 +70,9 @@ type fetch struct {
 	req      *kmsg.FetchRequest
 	version  int16
 	maxBytes int
+	// replica is the fetching follower's id, or -1 for a consumer.
+	replica int32
+	now     func() time.Time
 }
 
 // read reads every requested partition once. done reports a result that must be answered
@@ -111,14 +119,30 @@ func (f *fetch) read() (topics []fetchTopic, total int, done bool) {
 				ft.parts = append(ft.parts, fp)
 				continue
 			}
+			if code := f.checkRole(img, name, p, &fp, rp); code != 0 {
+				fp.errCode = code
+				done = true
+				ft.parts = append(ft.parts, fp)
+				continue
+			}
+			if fp.hasPreferred || fp.diverging != nil {
+				done = true // the client must act on it before it fetches again
+				ft.parts = append(ft.parts, fp)
+				continue
+			}
 			fp.hw, fp.lso, fp.lso0 = p.HighWatermark(), p.LastStableOffset(), p.LogStartOffset()
+			if f.replica >= 0 {
+				fp.hw = f.followerFetched(p, rp)
+			}
 			limit := int(rp.PartitionMaxBytes)
 			if limit > budget {
 				limit = budget
 			}
 			if limit > 0 || minOne {
 				var s plog.Slice
-				if committed {
+				if f.replica >= 0 {
+					s, err = p.ReadForFollower(rp.FetchOffset, limit)
+				} else if committed {
 					s, err = p.ReadBelow(rp.FetchOffset, fp.lso, limit, minOne)
 				} else {
 					s, err = p.Read(rp.FetchOffset, limit, minOne)

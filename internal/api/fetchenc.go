@@ -20,6 +20,18 @@ type fetchPart struct {
 	committed     bool  // read_committed: aborted transactions is a list, not null
 	aborted       []partition.AbortedTxn
 	records       plog.Slice
+	// preferred is the replica the consumer should fetch from instead (KIP-392), when
+	// hasPreferred.
+	hasPreferred bool
+	preferred    int32
+	// diverging, for a follower whose last fetched epoch ended earlier here (KIP-595's
+	// diverging epoch, used by followers since Fetch v12): the epoch and where it ends.
+	diverging *divergingEpoch
+}
+
+type divergingEpoch struct {
+	epoch int32
+	end   int64
 }
 
 // fetchTopic is one topic of a fetch response.
@@ -131,10 +143,22 @@ func encodeFetch(version int16, errCode int16, sessionID int32, topics []fetchTo
 				}
 			}
 			if version >= 11 {
-				e.i32(-1) // preferred read replica: none
+				if p.hasPreferred {
+					e.i32(p.preferred)
+				} else {
+					e.i32(-1) // preferred read replica: none
+				}
 			}
 			e.records(p.records)
-			e.noTags()
+			if e.flexible && p.diverging != nil {
+				// One tagged field: tag 0, size 13 (epoch, end offset, empty tags).
+				e.buf = append(e.buf, 1, 0, 13)
+				e.i32(p.diverging.epoch)
+				e.i64(p.diverging.end)
+				e.buf = append(e.buf, 0)
+			} else {
+				e.noTags()
+			}
 		}
 		e.noTags()
 	}

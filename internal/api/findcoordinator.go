@@ -105,12 +105,12 @@ func (h *Handlers) ensureOffsetsTopic(ctx context.Context) error {
 		return nil
 	}
 	compact, seg, codec := "compact", offsetsTopicSegmentBytes, "producer"
-	res := h.Controller.CreateTopics(ctx, []controller.TopicSpec{{
+	res := h.createTopics(ctx, []controller.TopicSpec{{
 		Name:              group.OffsetsTopic,
 		NumPartitions:     h.Config.OffsetsTopicNumPartitions,
 		ReplicationFactor: h.Config.OffsetsTopicReplicationFactor,
 		Configs:           map[string]*string{"cleanup.policy": &compact, "segment.bytes": &seg, "compression.type": &codec},
-	}}, false)
+	}})
 	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {
 		return err
 	}
@@ -125,12 +125,12 @@ func (h *Handlers) ensureTxnTopic(ctx context.Context) error {
 		return nil
 	}
 	compact, seg, codec := "compact", offsetsTopicSegmentBytes, "producer"
-	res := h.Controller.CreateTopics(ctx, []controller.TopicSpec{{
+	res := h.createTopics(ctx, []controller.TopicSpec{{
 		Name:              txn.StateTopic,
 		NumPartitions:     h.Config.TransactionStateLogNumPartitions,
 		ReplicationFactor: h.Config.TransactionStateLogReplicationFactor,
 		Configs:           map[string]*string{"cleanup.policy": &compact, "segment.bytes": &seg, "compression.type": &codec},
-	}}, false)
+	}})
 	if err := res[0].Err; err != nil && !errors.Is(err, controller.ErrTopicExists) {
 		return err
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"log/slog"
 
+	"github.com/poste-io/poste/internal/cluster"
 	"github.com/poste-io/poste/internal/config"
 	"github.com/poste-io/poste/internal/controller"
 	"github.com/poste-io/poste/internal/group"
@@ -20,7 +21,10 @@ type Deps struct {
 	ProducerIDs *txn.ProducerIDs
 	Groups      *group.Coordinator
 	Txns        *txn.Coordinator
-	Logger      *slog.Logger
+	// Channel reaches the active controller when it is another node (nil on a single node):
+	// admin requests are forwarded through it.
+	Channel *cluster.Channel
+	Logger  *slog.Logger
 }
 
 // Handlers serves every registered API. It holds no mutable state of its own: each handler

@@ -22,6 +22,9 @@ func init() { register(44, 0, 1, handleIncrementalAlterConfigs) }
 
 func handleIncrementalAlterConfigs(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.IncrementalAlterConfigsRequest)
+	if resp, ok := h.forward(ctx, req); ok {
+		return resp, nil
+	}
 	resp := kmsg.NewPtrIncrementalAlterConfigsResponse()
 	var changes []controller.ConfigChange
 	var slots []int

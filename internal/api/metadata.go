@@ -14,6 +14,7 @@ package api
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,13 +43,10 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 	resp := kmsg.NewPtrMetadataResponse()
 	img := h.Meta.Image()
 
-	host, port := h.advertised(req.Conn.Listener)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = h.Config.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, b)
+	resp.Brokers = h.brokers(img, req.Conn.Listener)
 	cid := img.ClusterID()
 	resp.ClusterID = &cid
-	resp.ControllerID = h.Config.NodeID
+	resp.ControllerID = h.controllerID(img)
 	resp.AuthorizedOperations = notRequestedOps
 	if r.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOpsAll
@@ -57,7 +55,7 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 	all := r.Topics == nil || (req.Version == 0 && len(r.Topics) == 0)
 	if all {
 		for _, t := range img.Topics() {
-			resp.Topics = append(resp.Topics, h.describeTopic(t, r.IncludeTopicAuthorizedOperations))
+			resp.Topics = append(resp.Topics, h.describeTopic(img, t, r.IncludeTopicAuthorizedOperations))
 		}
 		return resp, nil
 	}
@@ -88,7 +86,7 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 			continue
 		}
 		if t != nil {
-			resp.Topics = append(resp.Topics, h.describeTopic(t, r.IncludeTopicAuthorizedOperations))
+			resp.Topics = append(resp.Topics, h.describeTopic(img, t, r.IncludeTopicAuthorizedOperations))
 			continue
 		}
 		name := *rt.Topic
@@ -102,7 +100,7 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 		resp.Topics = append(resp.Topics, mt)
 	}
 	if len(create) > 0 {
-		results := h.Controller.CreateTopics(ctx, create, false)
+		results := h.createTopics(ctx, create)
 		byName := make(map[string]controller.TopicResult, len(results))
 		for _, res := range results {
 			byName[res.Name] = res
@@ -132,7 +130,7 @@ func handleMetadata(ctx context.Context, h *Handlers, req *Request) (Response, e
 }
 
 // describeTopic renders one topic of the image.
-func (h *Handlers) describeTopic(t *metadata.Topic, withOps bool) kmsg.MetadataResponseTopic {
+func (h *Handlers) describeTopic(img *metadata.Image, t *metadata.Topic, withOps bool) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.Name
 	mt.Topic = &name
@@ -149,16 +147,70 @@ func (h *Handlers) describeTopic(t *metadata.Topic, withOps bool) kmsg.MetadataR
 		mp.LeaderEpoch = p.LeaderEpoch
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
-		mp.OfflineReplicas = []int32{}
+		mp.OfflineReplicas = offlineReplicas(img, p.Replicas)
+		if p.Leader < 0 {
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
 		if _, err := h.Replicas.Get(t.Name, p.ID); err != nil && p.Leader == h.Config.NodeID {
 			// Hosted here but its log is offline, or not opened yet.
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			if errCode(err) == kerr.KafkaStorageError.Code {
 				mp.ErrorCode = kerr.KafkaStorageError.Code
-				mp.OfflineReplicas = []int32{h.Config.NodeID}
+				if !slices.Contains(mp.OfflineReplicas, h.Config.NodeID) {
+					mp.OfflineReplicas = append(mp.OfflineReplicas, h.Config.NodeID)
+				}
 			}
 		}
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// brokers lists the live (registered, unfenced) brokers with their endpoint on the listener
+// the request came in on, as Kafka does; a broker without that listener is left out.
+func (h *Handlers) brokers(img *metadata.Image, listener string) []kmsg.MetadataResponseBroker {
+	var out []kmsg.MetadataResponseBroker
+	for _, br := range img.Brokers() {
+		if br.Fenced && br.ID != h.Config.NodeID {
+			continue
+		}
+		for _, e := range br.Endpoints {
+			if e.Name != listener {
+				continue
+			}
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host, b.Port, b.Rack = br.ID, e.Host, e.Port, br.Rack
+			out = append(out, b)
+			break
+		}
+	}
+	if !slices.ContainsFunc(out, func(b kmsg.MetadataResponseBroker) bool { return b.NodeID == h.Config.NodeID }) {
+		host, port := h.advertised(listener)
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port, b.Rack = h.Config.NodeID, host, port, h.Config.Rack
+		out = append(out, b)
+	}
+	return out
+}
+
+// controllerID is the broker clients send controller requests to: the active controller when
+// it is a live broker, otherwise this broker, which forwards them (KRaft's answer).
+func (h *Handlers) controllerID(img *metadata.Image) int32 {
+	if id, ok := h.Meta.LeaderID(); ok {
+		if b := img.Broker(id); b != nil && !b.Fenced {
+			return id
+		}
+	}
+	return h.Config.NodeID
+}
+
+// offlineReplicas are the replicas whose broker is not registered or is fenced.
+func offlineReplicas(img *metadata.Image, replicas []int32) []int32 {
+	out := []int32{}
+	for _, id := range replicas {
+		if b := img.Broker(id); b == nil || b.Fenced {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -41,6 +41,7 @@ type pendingAck struct {
 	p    *partition.Partition
 	resp *kmsg.ProduceResponseTopicPartition
 	end  int64 // commit needed up to here
+	all  bool  // acks=all: the ISR must still be big enough once it is committed
 }
 
 func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, error) {
@@ -76,6 +77,10 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 				sp.ErrorCode = errCode(err)
 				continue
 			}
+			if r.Acks == -1 && !p.EnoughReplicas() {
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				continue
+			}
 			if r.TransactionID != nil {
 				if code := h.verifyTxnProduce(*r.TransactionID, rt.Topic, rp.Partition, rp.Records); code != 0 {
 					sp.ErrorCode = code
@@ -96,7 +101,7 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 			sp.BaseOffset = res.BaseOffset
 			sp.LogAppendTime = res.LogAppendTime
 			sp.LogStartOffset = res.LogStartOffset
-			pending = append(pending, pendingAck{p: p, resp: sp, end: res.LastOffset + 1})
+			pending = append(pending, pendingAck{p: p, resp: sp, end: res.LastOffset + 1, all: r.Acks == -1})
 		}
 	}
 	if r.Acks == 0 {
@@ -115,6 +120,9 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 			if err := pa.p.AwaitCommitted(pa.end, deadline); err != nil {
 				pa.resp.ErrorCode = errCode(err)
 				pa.resp.BaseOffset = -1
+			} else if pa.all && !pa.p.EnoughReplicas() {
+				// Committed by an ISR that shrank below min.insync.replicas meanwhile.
+				pa.resp.ErrorCode = kerr.NotEnoughReplicasAfterAppend.Code
 			}
 		}
 		return resp

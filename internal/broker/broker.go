@@ -11,12 +11,17 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"golang.org/x/sys/unix"
 
 	"github.com/poste-io/poste/internal/api"
+	"github.com/poste-io/poste/internal/cluster"
 	"github.com/poste-io/poste/internal/config"
 	"github.com/poste-io/poste/internal/controller"
 	"github.com/poste-io/poste/internal/coord"
@@ -41,6 +46,10 @@ type Broker struct {
 	locks    []*os.File
 	store    *metadata.Store
 	ctrl     *controller.Controller
+	channel  *cluster.Channel    // to the active controller; nil on a single node
+	router   *cluster.Router     // controller calls, local or remote
+	member   *cluster.Membership // registration and heartbeats
+	peers    cluster.Peers       // clients to other brokers (transaction markers)
 	replicas *replica.Manager
 	groups   *group.Coordinator
 	txns     *txn.Coordinator
@@ -49,6 +58,9 @@ type Broker struct {
 	// stopCleaner stops the retention cleaner; cleanerDone is closed when it has returned.
 	stopCleaner context.CancelFunc
 	cleanerDone chan struct{}
+	// stopLoops stops the controller tick and ISR loops; loops counts them.
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
 }
 
 // Start opens the data directories, replays the metadata, opens the hosted partitions and
@@ -57,10 +69,11 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	b = &Broker{log: lg}
+	nb := &Broker{log: lg}
+	b = nb
 	defer func() {
 		if err != nil {
-			b.close()
+			nb.close()
 		}
 	}()
 	for _, d := range cfg.LogDirs {
@@ -77,13 +90,16 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	// Bind first: a port conflict should fail before any state is touched, and the actual
 	// ports of ":0" listeners must be known to advertise them.
 	var lns []net.Listener
+	closeLns := func() {
+		for _, o := range lns {
+			o.Close()
+		}
+	}
 	adv := append([]config.Listener(nil), cfg.AdvertisedListeners...)
 	for _, l := range cfg.Listeners {
 		ln, err := net.Listen("tcp", net.JoinHostPort(l.Host, strconv.Itoa(l.Port)))
 		if err != nil {
-			for _, o := range lns {
-				o.Close()
-			}
+			closeLns()
 			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		lns = append(lns, ln)
@@ -99,35 +115,109 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	c.AdvertisedListeners = adv
 	b.cfg = &c
 
+	// A controller listener carries the quorum's raft traffic beside Kafka requests.
+	var raftLn net.Listener
+	if len(cfg.Voters) > 0 && cfg.Controller {
+		i := slices.IndexFunc(cfg.Listeners, func(l config.Listener) bool { return l.Name == cfg.ControllerListeners[0] })
+		var kafkaLn net.Listener
+		raftLn, kafkaLn = metadata.SplitListener(lns[i])
+		lns[i] = kafkaLn
+	}
 	metaDir := filepath.Join(cfg.LogDirs[0], metadataDirName)
-	b.store, err = metadata.Open(metadata.StoreConfig{Dir: metaDir, NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Logger: lg.With("component", "metadata")})
+	sc := metadata.StoreConfig{Dir: metaDir, NodeID: cfg.NodeID, ClusterID: cfg.ClusterID, Logger: lg.With("component", "metadata"),
+		Listener: raftLn, Observer: !cfg.Controller}
+	voterAddrs := map[int32]string{}
+	for _, v := range cfg.Voters {
+		sc.Voters = append(sc.Voters, metadata.Voter{ID: v.ID, Addr: v.Addr()})
+		voterAddrs[v.ID] = v.Addr()
+	}
+	b.store, err = metadata.Open(sc)
 	if err != nil {
-		for _, o := range lns {
-			o.Close()
+		if raftLn != nil {
+			raftLn.Close()
 		}
+		closeLns()
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	b.ctrl = controller.New(b.store, controller.Options{
-		NodeID:                   cfg.NodeID,
-		DefaultPartitions:        cfg.NumPartitions,
-		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
-		ValidateTopicConfigs:     config.ValidateTopicConfigs,
-		ValidateBrokerConfigs:    config.ValidateDynamicBrokerConfigs,
+		NodeID:                       cfg.NodeID,
+		DefaultPartitions:            cfg.NumPartitions,
+		DefaultReplicationFactor:     cfg.DefaultReplicationFactor,
+		ValidateTopicConfigs:         config.ValidateTopicConfigs,
+		ValidateBrokerConfigs:        config.ValidateDynamicBrokerConfigs,
+		SessionTimeout:               time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
+		AutoLeaderRebalance:          cfg.AutoLeaderRebalance,
+		LeaderImbalanceCheckInterval: time.Duration(cfg.LeaderImbalanceCheckIntervalS) * time.Second,
+		LeaderImbalancePercentage:    int(cfg.LeaderImbalancePercentage),
+		DefaultMinISR:                int(cfg.MinInsyncReplicas),
+		UncleanLeaderElection:        cfg.UncleanLeaderElection,
 	})
+	b.router = &cluster.Router{Local: b.ctrl, IsLeader: b.store.IsLeader}
+	if len(cfg.Voters) > 0 {
+		b.channel = cluster.NewChannel(voterAddrs, b.store.LeaderID, lg.With("component", "controller-channel"))
+		b.router.Remote = &cluster.Remote{Channel: b.channel, ClusterID: func() string { return b.store.Image().ClusterID() }}
+	}
 	ctx := context.Background()
-	if err := b.ctrl.RegisterBroker(ctx, registration(b.cfg)); err != nil {
-		for _, o := range lns {
-			o.Close()
-		}
+	lctx, stopLoops := context.WithCancel(context.Background())
+	b.stopLoops = stopLoops
+	b.loops.Add(1)
+	go func() {
+		defer b.loops.Done()
+		b.tickController(lctx)
+	}()
+
+	b.replicas = replica.New(cfg.NodeID, b.cfg, vfs.Default, lg.With("component", "replica"))
+	if len(cfg.Voters) > 0 {
+		b.replicas.SetCluster(&replica.Cluster{
+			Listener: b.cfg.InterBrokerListener,
+			LagMax:   time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+			Fetch: replica.FetcherConfig{
+				NodeID:        cfg.NodeID,
+				BrokerEpoch:   b.brokerEpoch,
+				MaxWait:       time.Duration(cfg.ReplicaFetchWaitMaxMs) * time.Millisecond,
+				MinBytes:      cfg.ReplicaFetchMinBytes,
+				MaxBytes:      cfg.ReplicaFetchResponseMaxBytes,
+				PartitionMax:  cfg.ReplicaFetchMaxBytes,
+				Backoff:       time.Duration(cfg.ReplicaFetchBackoffMs) * time.Millisecond,
+				Rack:          deref(cfg.Rack),
+				DurableAppend: cfg.FlushPolicy == "always",
+			},
+			ProposeISR: func(ctx context.Context, changes []controller.ISRChange) []controller.ISRResult {
+				return b.router.AlterPartition(ctx, cfg.NodeID, b.brokerEpoch(), changes)
+			},
+		})
+	}
+	b.store.Watch(b.replicas.Apply)
+	b.loops.Add(1)
+	go func() {
+		defer b.loops.Done()
+		b.replicas.RunISR(lctx)
+	}()
+	if err := b.replicas.WaitApplied(ctx, b.store.Image().AppliedIndex()); err != nil {
+		closeLns()
+		return nil, err
+	}
+	// Register and wait to be unfenced: the controller then gives this broker back the
+	// leaderships it can take, and serving starts once those are applied.
+	rctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	b.member, err = cluster.StartMembership(rctx, cluster.MembershipConfig{
+		Registration: registration(b.cfg),
+		Interval:     time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		Applied:      b.replicas.AppliedIndex,
+		Controller:   b.router,
+		Logger:       lg.With("component", "membership"),
+	})
+	if err != nil {
+		closeLns()
 		return nil, fmt.Errorf("registering broker: %w", err)
 	}
-	b.replicas = replica.New(cfg.NodeID, b.cfg, vfs.Default, lg.With("component", "replica"))
-	b.store.Watch(b.replicas.Apply)
-	// Serve only once every hosted partition has been opened (and recovered).
-	if err := b.replicas.WaitApplied(ctx, b.store.Image().AppliedIndex()); err != nil {
-		for _, o := range lns {
-			o.Close()
-		}
+	if err := b.member.WaitUnfenced(rctx); err != nil {
+		closeLns()
+		return nil, fmt.Errorf("waiting to be unfenced by the controller: %w", err)
+	}
+	if err := b.replicas.WaitApplied(rctx, b.store.Image().AppliedIndex()); err != nil {
+		closeLns()
 		return nil, err
 	}
 	cctx, cancel := context.WithCancel(context.Background())
@@ -149,7 +239,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	b.store.Watch(b.groups.Apply)
 
 	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
-		return b.ctrl.AllocateProducerIDs(ctx, cfg.NodeID, n)
+		return b.router.AllocateProducerIDs(ctx, cfg.NodeID, n)
 	})
 	// The transaction coordinator, on __transaction_state, writes markers straight to the
 	// hosted partitions and commits transactional offsets through the group coordinator.
@@ -160,7 +250,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 				return nil, err
 			}
 			return p, nil
-		}, pids, markerWriter{b.replicas}, offsetCommitter{b.groups}, nil, lg)
+		}, pids, markerWriter{replicas: b.replicas, store: b.store, peers: &b.peers, listener: b.cfg.InterBrokerListener}, offsetCommitter{b.groups}, nil, lg)
 	b.store.Watch(b.txns.Apply)
 
 	h := api.NewHandlers(api.Deps{
@@ -171,6 +261,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		ProducerIDs: pids,
 		Groups:      b.groups,
 		Txns:        b.txns,
+		Channel:     b.channel,
 		Logger:      lg,
 	})
 	b.srv = server.New(server.Config{MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: lg.With("component", "server")}, h)
@@ -182,11 +273,61 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	return b, nil
 }
 
-// markerWriter writes transaction markers to the partitions this broker hosts.
-type markerWriter struct{ replicas *replica.Manager }
+// startTimeout bounds the wait for the quorum, the registration and the unfencing at start.
+const startTimeout = 60 * time.Second
+
+// tickInterval is how often the active controller checks broker sessions and leader balance.
+const tickInterval = 100 * time.Millisecond
+
+// tickController runs the controller's periodic duties while this node may be the active
+// controller (Tick is a no-op elsewhere).
+func (b *Broker) tickController(ctx context.Context) {
+	if !b.cfg.Controller {
+		return
+	}
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := b.ctrl.Tick(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("controller tick failed", "err", err)
+		}
+	}
+}
+
+// brokerEpoch is this broker's current registration epoch, -1 before it registered.
+func (b *Broker) brokerEpoch() int64 {
+	if m := b.member; m != nil {
+		return m.Epoch()
+	}
+	return -1
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// markerWriter writes transaction markers: to the partitions this broker leads directly, to
+// the others with WriteTxnMarkers to their leader.
+type markerWriter struct {
+	replicas *replica.Manager
+	store    *metadata.Store
+	peers    *cluster.Peers
+	listener string // inter-broker listener
+}
 
 func (w markerWriter) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
 	p, err := w.replicas.Get(tp.Topic, tp.Partition)
+	if errors.Is(err, replica.ErrNotReplica) || err == nil && !p.IsLeader() {
+		return w.writeRemote(tp, pid, epoch, commit, coordinatorEpoch)
+	}
 	if errors.Is(err, replica.ErrNotHosted) {
 		return txn.ErrPartitionGone
 	}
@@ -201,6 +342,57 @@ func (w markerWriter) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16,
 		return err
 	}
 	return p.AwaitCommitted(res.LastOffset+1, time.Now().Add(30*time.Second))
+}
+
+// writeRemote sends one marker to the partition's leader and waits for its answer.
+func (w markerWriter) writeRemote(tp txn.TopicPartition, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	img := w.store.Image()
+	t := img.Topic(tp.Topic)
+	if t == nil || int(tp.Partition) >= len(t.Partitions) {
+		return txn.ErrPartitionGone
+	}
+	leader := t.Partitions[tp.Partition].Leader
+	b := img.Broker(leader)
+	if leader < 0 || b == nil {
+		return fmt.Errorf("partition %s-%d has no leader", tp.Topic, tp.Partition)
+	}
+	addr := ""
+	for _, e := range b.Endpoints {
+		if e.Name == w.listener {
+			addr = net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	if addr == "" {
+		return fmt.Errorf("leader %d has no %s endpoint", leader, w.listener)
+	}
+	req := kmsg.NewPtrWriteTxnMarkersRequest()
+	m := kmsg.NewWriteTxnMarkersRequestMarker()
+	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = pid, epoch, commit, coordinatorEpoch
+	mt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
+	mt.Topic, mt.Partitions = tp.Topic, []int32{tp.Partition}
+	m.Topics = append(m.Topics, mt)
+	req.Markers = append(req.Markers, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
+	defer cancel()
+	kresp, err := w.peers.Request(ctx, leader, addr, req)
+	if err != nil {
+		return err
+	}
+	for _, rm := range kresp.(*kmsg.WriteTxnMarkersResponse).Markers {
+		for _, rt := range rm.Topics {
+			for _, rp := range rt.Partitions {
+				switch rp.ErrorCode {
+				case 0, kerr.InvalidProducerEpoch.Code: // done, or closed already by a newer epoch
+					return nil
+				case kerr.UnknownTopicOrPartition.Code:
+					return txn.ErrPartitionGone
+				default:
+					return kerr.ErrorForCode(rp.ErrorCode)
+				}
+			}
+		}
+	}
+	return fmt.Errorf("no answer for %s-%d from broker %d", tp.Topic, tp.Partition, leader)
 }
 
 // offsetCommitter makes a committed transaction's offsets the group's committed offsets.
@@ -237,12 +429,16 @@ func groupConfig(cfg *config.Broker) group.Config {
 }
 
 func registration(cfg *config.Broker) metadata.RegisterBrokerRecord {
-	r := metadata.RegisterBrokerRecord{BrokerID: cfg.NodeID}
+	r := metadata.RegisterBrokerRecord{BrokerID: cfg.NodeID, Rack: cfg.Rack}
 	for _, l := range cfg.AdvertisedListeners {
-		r.Endpoints = append(r.Endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port)})
+		r.Endpoints = append(r.Endpoints, metadata.Endpoint{Name: l.Name, Host: l.Host, Port: int32(l.Port),
+			SecurityProtocol: securityProtocols[l.SecurityProtocol]})
 	}
 	return r
 }
+
+// securityProtocols numbers the protocols as Kafka does.
+var securityProtocols = map[string]int16{"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}
 
 // Addrs returns the bound address of each listener, in configuration order.
 func (b *Broker) Addrs() []net.Addr { return b.addrs }
@@ -254,6 +450,22 @@ func (b *Broker) Config() *config.Broker { return b.cfg }
 // metadata store. If ctx expires, connections are cut but logs are still closed cleanly.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	var errs []error
+	if b.member != nil && b.channel != nil && b.cfg.ControlledShutdown {
+		// Controlled shutdown: the controller moves this broker's leaderships away first, so
+		// clients fail over at once instead of after the session timeout.
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := b.member.ShutDown(sctx); err != nil {
+			b.log.Warn("controlled shutdown did not complete", "err", err)
+		}
+		cancel()
+	}
+	if b.store != nil && b.channel != nil && b.store.IsLeader() {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := b.store.TransferLeadership(tctx); err != nil {
+			b.log.Warn("handing over the controller role failed", "err", err)
+		}
+		cancel()
+	}
 	if b.srv != nil {
 		if err := b.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("server: %w", err))
@@ -266,6 +478,13 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 
 func (b *Broker) close() error {
 	var errs []error
+	if b.member != nil {
+		b.member.Close()
+	}
+	if b.stopLoops != nil {
+		b.stopLoops()
+		b.loops.Wait()
+	}
 	if b.stopCleaner != nil {
 		b.stopCleaner()
 		<-b.cleanerDone
@@ -282,6 +501,10 @@ func (b *Broker) close() error {
 			errs = append(errs, fmt.Errorf("partitions: %w", err))
 		}
 	}
+	if b.channel != nil {
+		b.channel.Close()
+	}
+	b.peers.Close()
 	if b.store != nil {
 		if err := b.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("metadata: %w", err))
@@ -306,3 +529,6 @@ func lockDir(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// Replicas returns the broker's partition manager (tests inspect replicas through it).
+func (b *Broker) Replicas() *replica.Manager { return b.replicas }

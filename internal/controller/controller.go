@@ -1,15 +1,18 @@
 // Package controller takes Poste's cluster metadata decisions: topic
 // creation and deletion, partition growth, config changes, producer-id
-// blocks and broker registration. Each decision is a pure function of
-// (image, request, now) returning records and results (decide.go); the
-// Controller runs them one at a time against the metadata Store. Kafka wire
-// types stay out: internal/api maps requests and error codes.
+// blocks, broker registration and fencing, leader elections, ISR changes and
+// reassignments. Each decision is a pure function of (image, request, now)
+// returning records and results; the Controller runs them one at a time
+// against the metadata store and keeps the one piece of state that is not
+// in the log: when each broker was last heard from. Kafka wire types stay
+// out: internal/api maps requests and error codes.
 package controller
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/poste-io/poste/internal/metadata"
@@ -20,40 +23,80 @@ import (
 // misses an entry still in flight.
 const applyTimeout = 30 * time.Second
 
+// Store is what the controller needs of the metadata log; *metadata.Store
+// implements it.
+type Store interface {
+	// Image is the latest folded image.
+	Image() *metadata.Image
+	// Apply commits recs as one entry and returns the image including it.
+	Apply(ctx context.Context, recs ...metadata.Record) (*metadata.Image, error)
+	// IsLeader reports whether this node leads the metadata quorum.
+	IsLeader() bool
+	// LeaderTerm is the raft term and whether this node leads in it.
+	LeaderTerm() (term uint64, isLeader bool)
+}
+
 // Controller serialises decisions on this node, the metadata quorum leader.
 //
-// Invariant: at most one decision runs at a time, from reading the image to
+// Invariants: at most one decision runs at a time, from reading the image to
 // the commit of its records (or the failure to commit), so each decision sees
 // the effects of all earlier ones; two concurrent CreateTopics of one name
-// cannot both succeed. All methods are safe for concurrent use; a caller
-// waits for its turn until its ctx ends.
+// cannot both succeed. Broker liveness lives in memory on the active
+// controller only (heartbeats are not logged); when this node starts a new
+// leader term every broker's session clock restarts, so a new controller
+// never fences brokers it has not had time to hear from. All methods are
+// safe for concurrent use; a caller waits for its turn until its ctx ends.
 type Controller struct {
-	store *metadata.Store
+	store Store
 	o     Options
 	turn  chan struct{} // cap 1: holding the token means running a decision
+
+	mu struct {
+		sync.Mutex
+		term          uint64    // leader term the liveness below belongs to
+		termStart     time.Time // when this node was first seen leading term
+		live          map[int32]*brokerLiveness
+		lastRebalance time.Time
+	}
+}
+
+// brokerLiveness is the controller's memory of one broker.
+type brokerLiveness struct {
+	lastContact    time.Time // session clock: last heartbeat, registration or term start
+	lastHeartbeat  time.Time // zero until a heartbeat arrives in this term
+	metadataOffset uint64
+	shutdownIndex  uint64 // entry that last moved partitions for its controlled shutdown
 }
 
 // New returns a controller over store. Options are copied; zero fields take
 // their documented defaults.
-func New(store *metadata.Store, o Options) *Controller {
-	return &Controller{store: store, o: o.withDefaults(), turn: make(chan struct{}, 1)}
+func New(store Store, o Options) *Controller {
+	c := &Controller{store: store, o: o.withDefaults(), turn: make(chan struct{}, 1)}
+	c.mu.live = map[int32]*brokerLiveness{}
+	return c
 }
 
 // run takes the turn, lets decide compute records from the current image and
-// commits them. It returns the commit error (nil when there was nothing to
-// commit) and the image the decision produced.
-func (c *Controller) run(ctx context.Context, decide func(img *metadata.Image, now time.Time) []metadata.Record) (*metadata.Image, error) {
+// commits them. It returns the image the decision produced (the current one
+// when there was nothing to commit) and decide's error or the commit error.
+func (c *Controller) run(ctx context.Context, decide func(img *metadata.Image, now time.Time) ([]metadata.Record, error)) (*metadata.Image, error) {
 	select {
 	case c.turn <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.turn }()
-	if !c.store.IsLeader() {
+	term, leader := c.store.LeaderTerm()
+	if !leader {
 		return nil, errorf(ErrNotController, "This node is not the active controller.")
 	}
+	now := c.o.Now()
+	c.noteTerm(term, now)
 	img := c.store.Image()
-	recs := decide(img, c.o.Now())
+	recs, err := decide(img, now)
+	if err != nil {
+		return nil, err
+	}
 	if len(recs) == 0 {
 		return img, nil
 	}
@@ -69,16 +112,42 @@ func (c *Controller) run(ctx context.Context, decide func(img *metadata.Image, n
 	return next, nil
 }
 
+// noteTerm restarts every session clock when this node leads a new term.
+func (c *Controller) noteTerm(term uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if term == c.mu.term && !c.mu.termStart.IsZero() {
+		return
+	}
+	c.mu.term, c.mu.termStart, c.mu.lastRebalance = term, now, now
+	for _, l := range c.mu.live {
+		l.lastContact = now
+		l.lastHeartbeat = time.Time{}
+		l.shutdownIndex = 0
+	}
+}
+
+// livenessLocked returns id's entry, creating it with the term start as its
+// session clock.
+func (c *Controller) livenessLocked(id int32) *brokerLiveness {
+	l := c.mu.live[id]
+	if l == nil {
+		l = &brokerLiveness{lastContact: c.mu.termStart}
+		c.mu.live[id] = l
+	}
+	return l
+}
+
 // CreateTopics creates the valid specs atomically (one metadata entry) and
 // returns one result per spec, in order. With validateOnly nothing is
 // written. A commit failure is reported on every spec that would have been
 // created.
 func (c *Controller) CreateTopics(ctx context.Context, specs []TopicSpec, validateOnly bool) []TopicResult {
 	var results []TopicResult
-	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) []metadata.Record {
+	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		recs, res := decideCreateTopics(img, c.o, specs, validateOnly, now)
 		results = res
-		return recs
+		return recs, nil
 	})
 	if err != nil {
 		if results == nil {
@@ -100,10 +169,10 @@ func (c *Controller) CreateTopics(ctx context.Context, specs []TopicSpec, valida
 // first, then the ids, in request order.
 func (c *Controller) DeleteTopics(ctx context.Context, names []string, ids [][16]byte) []DeleteResult {
 	var results []DeleteResult
-	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) []metadata.Record {
+	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		recs, res := decideDeleteTopics(img, names, ids, now)
 		results = res
-		return recs
+		return recs, nil
 	})
 	if err != nil {
 		if results == nil {
@@ -126,10 +195,10 @@ func (c *Controller) DeleteTopics(ctx context.Context, names []string, ids [][16
 // CreatePartitions grows topics; one result per spec, in order.
 func (c *Controller) CreatePartitions(ctx context.Context, specs []PartitionsSpec, validateOnly bool) []Result {
 	var results []Result
-	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) []metadata.Record {
+	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		recs, res := decideCreatePartitions(img, c.o, specs, validateOnly, now)
 		results = res
-		return recs
+		return recs, nil
 	})
 	if err != nil {
 		if results == nil {
@@ -150,10 +219,10 @@ func (c *Controller) CreatePartitions(ctx context.Context, specs []PartitionsSpe
 // AlterConfigs applies config changes; one result per change, in order.
 func (c *Controller) AlterConfigs(ctx context.Context, changes []ConfigChange, validateOnly bool) []ConfigResult {
 	var results []ConfigResult
-	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) []metadata.Record {
+	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		recs, res := decideAlterConfigs(img, c.o, changes, validateOnly, now)
 		results = res
-		return recs
+		return recs, nil
 	})
 	if err != nil {
 		if results == nil {
@@ -175,48 +244,14 @@ func (c *Controller) AlterConfigs(ctx context.Context, changes []ConfigChange, v
 // the first; the block [first, first+count) is unique cluster-wide.
 func (c *Controller) AllocateProducerIDs(ctx context.Context, brokerID int32, count int64) (int64, error) {
 	var first int64
-	var derr error
-	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) []metadata.Record {
+	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		var recs []metadata.Record
-		recs, first, derr = decideAllocateProducerIDs(img, brokerID, count, now)
-		return recs
+		var err error
+		recs, first, err = decideAllocateProducerIDs(img, brokerID, count, now)
+		return recs, err
 	})
-	if derr != nil {
-		return 0, derr
-	}
 	if err != nil {
 		return 0, err
 	}
 	return first, nil
-}
-
-// RegisterBroker records a broker's registration (its endpoints and rack),
-// replacing an earlier one of the same id. Re-registering identically writes
-// nothing.
-func (c *Controller) RegisterBroker(ctx context.Context, reg metadata.RegisterBrokerRecord) error {
-	if reg.BrokerID < 0 {
-		return errorf(ErrInvalidRequest, "Broker id %d is negative.", reg.BrokerID)
-	}
-	_, err := c.run(ctx, func(img *metadata.Image, _ time.Time) []metadata.Record {
-		if b := img.Broker(reg.BrokerID); b != nil && sameRegistration(b, reg) {
-			return nil
-		}
-		return []metadata.Record{reg}
-	})
-	return err
-}
-
-func sameRegistration(b *metadata.Broker, r metadata.RegisterBrokerRecord) bool {
-	if b.IncarnationID != r.IncarnationID || len(b.Endpoints) != len(r.Endpoints) || (b.Rack == nil) != (r.Rack == nil) {
-		return false
-	}
-	if b.Rack != nil && *b.Rack != *r.Rack {
-		return false
-	}
-	for i := range b.Endpoints {
-		if b.Endpoints[i] != r.Endpoints[i] {
-			return false
-		}
-	}
-	return true
 }

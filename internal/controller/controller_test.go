@@ -73,12 +73,28 @@ func TestControllerEndToEnd(t *testing.T) {
 	}
 	reg := metadata.RegisterBrokerRecord{BrokerID: 1, IncarnationID: metadata.NewUUID(),
 		Endpoints: []metadata.Endpoint{{Name: "PLAINTEXT", Host: "localhost", Port: 9092}}}
-	if err := c.RegisterBroker(ctx, reg); err != nil || s.Image().Broker(1) == nil {
-		t.Fatalf("register: %v", err)
+	epoch, err := c.RegisterBroker(ctx, reg)
+	if b := s.Image().Broker(1); err != nil || b == nil || !b.Fenced || b.Epoch != epoch || uint64(epoch) != s.Image().AppliedIndex() {
+		t.Fatalf("register: epoch %d, %v, broker %+v", epoch, err, b)
 	}
 	before := s.Image().AppliedIndex()
-	if err := c.RegisterBroker(ctx, reg); err != nil || s.Image().AppliedIndex() != before {
+	if again, err := c.RegisterBroker(ctx, reg); err != nil || again != epoch || s.Image().AppliedIndex() != before {
 		t.Fatalf("identical re-registration wrote a record: %v", err)
+	}
+	// A fenced node cannot take new partitions; its first caught-up
+	// heartbeat unfences it.
+	if r := c.CreateTopics(ctx, []TopicSpec{{Name: "early", NumPartitions: 1, ReplicationFactor: 1}}, false); !errors.Is(r[0].Err, ErrInvalidReplicationFactor) {
+		t.Fatalf("create on a fenced node: %+v", r)
+	}
+	hb, err := c.Heartbeat(ctx, Heartbeat{BrokerID: 1, BrokerEpoch: epoch, MetadataOffset: uint64(epoch)})
+	if err != nil || !hb.IsCaughtUp || hb.IsFenced || s.Image().Broker(1).Fenced {
+		t.Fatalf("heartbeat: %+v %v", hb, err)
+	}
+	if l := c.BrokerLiveness()[1]; l.MetadataOffset != uint64(epoch) || l.LastHeartbeat.IsZero() {
+		t.Fatalf("liveness %+v", l)
+	}
+	if _, err := c.Heartbeat(ctx, Heartbeat{BrokerID: 1, BrokerEpoch: epoch - 1}); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("stale heartbeat: %v", err)
 	}
 
 	del := c.DeleteTopics(ctx, nil, [][16]byte{res[1].ID})

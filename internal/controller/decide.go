@@ -36,6 +36,22 @@ type Options struct {
 	Now func() time.Time
 	// NewID makes topic ids; nil means metadata.NewUUID.
 	NewID func() [16]byte
+
+	// SessionTimeout (broker.session.timeout.ms) fences a broker whose
+	// heartbeats stop for longer; 0 means 9 s.
+	SessionTimeout time.Duration
+	// AutoLeaderRebalance (auto.leader.rebalance.enable) runs preferred
+	// leader elections every LeaderImbalanceCheckInterval (0 means 300 s)
+	// for brokers whose share of preferred partitions led by others exceeds
+	// LeaderImbalancePercentage (0 means 10).
+	AutoLeaderRebalance          bool
+	LeaderImbalanceCheckInterval time.Duration
+	LeaderImbalancePercentage    int
+	// DefaultMinISR (min.insync.replicas, 0 means 1) and
+	// UncleanLeaderElection (unclean.leader.election.enable) are the broker
+	// defaults; topic configs and cluster-wide dynamic configs override them.
+	DefaultMinISR         int
+	UncleanLeaderElection bool
 }
 
 func (o Options) withDefaults() Options {
@@ -50,6 +66,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.NewID == nil {
 		o.NewID = metadata.NewUUID
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 9 * time.Second
+	}
+	if o.LeaderImbalanceCheckInterval <= 0 {
+		o.LeaderImbalanceCheckInterval = 300 * time.Second
+	}
+	if o.LeaderImbalancePercentage <= 0 {
+		o.LeaderImbalancePercentage = 10
+	}
+	if o.DefaultMinISR <= 0 {
+		o.DefaultMinISR = 1
 	}
 	return o
 }
@@ -116,9 +144,9 @@ type ConfigResult struct {
 	Err          error
 }
 
-// usableBrokers are the brokers replicas may be placed on, sorted: the
-// registered ones, or this node alone before any registration.
-func usableBrokers(img *metadata.Image, o Options) []int32 {
+// registeredBrokers are the brokers a manual assignment may name, sorted:
+// the registered ones, or this node alone before any registration.
+func registeredBrokers(img *metadata.Image, o Options) []int32 {
 	bs := img.Brokers()
 	if len(bs) == 0 {
 		return []int32{o.NodeID}
@@ -128,20 +156,6 @@ func usableBrokers(img *metadata.Image, o Options) []int32 {
 		ids[i] = b.ID
 	}
 	return ids
-}
-
-// place assigns replicas round-robin: partition p starts at broker
-// (start+p) mod n and takes the next rf brokers.
-func place(brokers []int32, start, first, count int, rf int) [][]int32 {
-	out := make([][]int32, count)
-	for i := range out {
-		reps := make([]int32, rf)
-		for j := range reps {
-			reps[j] = brokers[(start+first+i+j)%len(brokers)]
-		}
-		out[i] = reps
-	}
-	return out
 }
 
 // checkAssignment validates one manual replica list against the brokers.
@@ -160,11 +174,38 @@ func checkAssignment(p int32, reps []int32, brokers []int32) error {
 	return nil
 }
 
-func partitionRecords(id [16]byte, first int32, assignment [][]int32) []metadata.Record {
+// initialState is a new partition's ISR (its unfenced replicas) and leader
+// (the first usable one); before any registration every replica counts.
+func initialState(img *metadata.Image, reps []int32) (isr []int32, leader int32) {
+	if img.NumBrokers() == 0 {
+		return slices.Clone(reps), reps[0]
+	}
+	leader = metadata.NoLeader
+	for _, r := range reps {
+		if b := img.Broker(r); b != nil && !b.Fenced {
+			isr = append(isr, r)
+			if leader == metadata.NoLeader && b.Usable() {
+				leader = r
+			}
+		}
+	}
+	return isr, leader
+}
+
+// checkStartable rejects a manual assignment no replica of which can lead.
+func checkStartable(img *metadata.Image, p int32, reps []int32) error {
+	if _, leader := initialState(img, reps); leader == metadata.NoLeader {
+		return errorf(ErrInvalidReplicaAssignment, "No broker in the replica assignment %v of partition %d is unfenced and available to lead it.", reps, p)
+	}
+	return nil
+}
+
+func partitionRecords(img *metadata.Image, id [16]byte, first int32, assignment [][]int32) []metadata.Record {
 	recs := make([]metadata.Record, len(assignment))
 	for i, reps := range assignment {
+		isr, leader := initialState(img, reps)
 		recs[i] = metadata.PartitionRecord{TopicID: id, Partition: first + int32(i), Replicas: reps,
-			ISR: slices.Clone(reps), Leader: reps[0], LeaderEpoch: 0, PartitionEpoch: 0}
+			ISR: isr, Leader: leader, LeaderEpoch: 0, PartitionEpoch: 0}
 	}
 	return recs
 }
@@ -206,11 +247,12 @@ func decideCreateTopics(img *metadata.Image, o Options, specs []TopicSpec, valid
 	for _, s := range specs {
 		count[s.Name]++
 	}
-	brokers := usableBrokers(img, o)
+	brokers := registeredBrokers(img, o)
+	usable := placementBrokers(img, o)
 	accepted := map[string]string{} // collision key → name accepted earlier in this request
 	var recs []metadata.Record
 	for i, s := range specs {
-		res, topicRecs := decideOneTopic(img, o, s, count[s.Name] > 1, brokers, accepted, i)
+		res, topicRecs := decideOneTopic(img, o, s, count[s.Name] > 1, brokers, usable, accepted, i)
 		results[i] = res
 		if res.Err != nil {
 			results[i].NumPartitions, results[i].ReplicationFactor = -1, -1
@@ -236,7 +278,7 @@ func decideCreateTopics(img *metadata.Image, o Options, specs []TopicSpec, valid
 
 // decideOneTopic validates one spec; on success it returns a function that
 // builds its partition and config records for the chosen id.
-func decideOneTopic(img *metadata.Image, o Options, s TopicSpec, duplicate bool, brokers []int32, accepted map[string]string, index int) (TopicResult, func([16]byte) []metadata.Record) {
+func decideOneTopic(img *metadata.Image, o Options, s TopicSpec, duplicate bool, brokers []int32, usable []placed, accepted map[string]string, index int) (TopicResult, func([16]byte) []metadata.Record) {
 	res := TopicResult{Name: s.Name}
 	fail := func(err error) (TopicResult, func([16]byte) []metadata.Record) {
 		res.Err = err
@@ -282,6 +324,9 @@ func decideOneTopic(img *metadata.Image, o Options, s TopicSpec, duplicate bool,
 			if err := checkAssignment(p, reps, brokers); err != nil {
 				return fail(err)
 			}
+			if err := checkStartable(img, p, reps); err != nil {
+				return fail(err)
+			}
 			if p > 0 && len(reps) != len(assignment[0]) {
 				return fail(errorf(ErrInvalidReplicaAssignment, "Every partition must have the same number of replicas; partition %d has %d, partition 0 has %d.", p, len(reps), len(assignment[0])))
 			}
@@ -304,11 +349,11 @@ func decideOneTopic(img *metadata.Image, o Options, s TopicSpec, duplicate bool,
 		if rf <= 0 {
 			return fail(errorf(ErrInvalidReplicationFactor, "The replication factor must be positive, or -1 for the default; got %d.", s.ReplicationFactor))
 		}
-		if int(rf) > len(brokers) {
-			return fail(errorf(ErrInvalidReplicationFactor, "Replication factor %d is larger than the %d registered broker(s).", rf, len(brokers)))
+		if err := checkReplicationFactor(int(rf), usable); err != nil {
+			return fail(err)
 		}
 		// Start each topic at a different broker so leaders spread out.
-		assignment = place(brokers, img.NumTopics()+index, 0, int(n), int(rf))
+		assignment = place(usable, img.NumTopics()+index, 0, int(n), int(rf))
 	}
 
 	if err := requireValues(s.Configs); err != nil {
@@ -320,7 +365,7 @@ func decideOneTopic(img *metadata.Image, o Options, s TopicSpec, duplicate bool,
 	res.NumPartitions = int32(len(assignment))
 	res.ReplicationFactor = int16(len(assignment[0]))
 	return res, func(id [16]byte) []metadata.Record {
-		recs := partitionRecords(id, 0, assignment)
+		recs := partitionRecords(img, id, 0, assignment)
 		return append(recs, configRecords(metadata.ResourceTopic, s.Name, s.Configs)...)
 	}
 }
@@ -388,11 +433,12 @@ func decideCreatePartitions(img *metadata.Image, o Options, specs []PartitionsSp
 	for _, s := range specs {
 		count[s.Topic]++
 	}
-	brokers := usableBrokers(img, o)
+	brokers := registeredBrokers(img, o)
+	usable := placementBrokers(img, o)
 	var recs []metadata.Record
 	for i, s := range specs {
 		results[i].Name = s.Topic
-		newRecs, err := decideOnePartitions(img, s, count[s.Topic] > 1, brokers)
+		newRecs, err := decideOnePartitions(img, s, count[s.Topic] > 1, brokers, usable)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -404,7 +450,7 @@ func decideCreatePartitions(img *metadata.Image, o Options, specs []PartitionsSp
 	return recs, results
 }
 
-func decideOnePartitions(img *metadata.Image, s PartitionsSpec, duplicate bool, brokers []int32) ([]metadata.Record, error) {
+func decideOnePartitions(img *metadata.Image, s PartitionsSpec, duplicate bool, brokers []int32, usable []placed) ([]metadata.Record, error) {
 	if duplicate {
 		return nil, duplicateError("Topic", "'"+s.Topic+"'")
 	}
@@ -436,18 +482,21 @@ func decideOnePartitions(img *metadata.Image, s PartitionsSpec, duplicate bool, 
 			if err := checkAssignment(p, reps, brokers); err != nil {
 				return nil, err
 			}
+			if err := checkStartable(img, p, reps); err != nil {
+				return nil, err
+			}
 			if len(reps) != rf {
 				return nil, errorf(ErrInvalidReplicaAssignment, "Partition %d is assigned %d replicas; the topic's partitions have %d.", p, len(reps), rf)
 			}
 			assignment = append(assignment, slices.Clone(reps))
 		}
 	} else {
-		if rf > len(brokers) {
-			return nil, errorf(ErrInvalidReplicationFactor, "Replication factor %d is larger than the %d registered broker(s).", rf, len(brokers))
+		if err := checkReplicationFactor(rf, usable); err != nil {
+			return nil, err
 		}
-		assignment = place(brokers, 0, int(cur), add, rf)
+		assignment = place(usable, 0, int(cur), add, rf)
 	}
-	return partitionRecords(t.ID, cur, assignment), nil
+	return partitionRecords(img, t.ID, cur, assignment), nil
 }
 
 // decideAllocateProducerIDs hands out the next count ids.

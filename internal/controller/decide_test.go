@@ -82,9 +82,9 @@ func TestDecideCreateTopics(t *testing.T) {
 	}{
 		{name: "defaults", specs: []TopicSpec{{Name: "new", NumPartitions: -1, ReplicationFactor: -1}}, want: []error{nil},
 			wantRecs: "{new [0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100]}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [1] [1] 1 0 0}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [1] [1] 1 0 0}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 2 [1] [1] 1 0 0}",
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [1] [1] 1 0 0 [] [] [] []}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [1] [1] 1 0 0 [] [] [] []}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 2 [1] [1] 1 0 0 [] [] [] []}",
 			check: func(t *testing.T, res []TopicResult) {
 				if res[0].NumPartitions != 3 || res[0].ReplicationFactor != 1 || res[0].ID != id(100) {
 					t.Errorf("result %+v", res[0])
@@ -93,7 +93,7 @@ func TestDecideCreateTopics(t *testing.T) {
 		{name: "internal topic with configs", specs: []TopicSpec{{Name: "__consumer_offsets", NumPartitions: 1, ReplicationFactor: 1,
 			Configs: map[string]*string{"cleanup.policy": sp("compact"), "segment.bytes": sp("100")}}}, want: []error{nil},
 			wantRecs: "{__consumer_offsets [0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100]}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [1] [1] 1 0 0}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [1] [1] 1 0 0 [] [] [] []}\n" +
 				"{2 __consumer_offsets cleanup.policy 0x*}\n{2 __consumer_offsets segment.bytes 0x*}"},
 		{name: "exists", specs: []TopicSpec{{Name: "orders", NumPartitions: 1, ReplicationFactor: 1}}, want: []error{ErrTopicExists}},
 		{name: "exists wins over collision", specs: []TopicSpec{{Name: "a.b", NumPartitions: 1, ReplicationFactor: 1}}, want: []error{ErrTopicExists}},
@@ -112,14 +112,14 @@ func TestDecideCreateTopics(t *testing.T) {
 		{name: "rf 3 on three brokers round-robin", brokers: true, specs: []TopicSpec{{Name: "rr", NumPartitions: 3, ReplicationFactor: 3}}, want: []error{nil},
 			// Two topics exist, so placement starts at the third broker.
 			wantRecs: "{rr [0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100]}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [3 1 2] [3 1 2] 3 0 0}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [1 2 3] [1 2 3] 1 0 0}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 2 [2 3 1] [2 3 1] 2 0 0}"},
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [3 1 2] [3 1 2] 3 0 0 [] [] [] []}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [1 2 3] [1 2 3] 1 0 0 [] [] [] []}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 2 [2 3 1] [2 3 1] 2 0 0 [] [] [] []}"},
 		{name: "manual assignment", brokers: true, specs: []TopicSpec{{Name: "m", NumPartitions: -1, ReplicationFactor: -1, Assignments: map[int32][]int32{0: {2, 1}, 1: {3, 2}}}},
 			want: []error{nil},
 			wantRecs: "{m [0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100]}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [2 1] [2 1] 2 0 0}\n" +
-				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [3 2] [3 2] 3 0 0}"},
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 0 [2 1] [2 1] 2 0 0 [] [] [] []}\n" +
+				"{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 100] 1 [3 2] [3 2] 3 0 0 [] [] [] []}"},
 		{name: "assignment with counts", specs: []TopicSpec{{Name: "m", NumPartitions: 2, ReplicationFactor: -1, Assignments: map[int32][]int32{0: {1}}}}, want: []error{ErrInvalidRequest}},
 		{name: "bad assignments", specs: []TopicSpec{
 			{Name: "m1", NumPartitions: -1, ReplicationFactor: -1, Assignments: map[int32][]int32{0: {1}, 2: {1}}},
@@ -253,9 +253,9 @@ func TestDecideCreatePartitions(t *testing.T) {
 		wantRecs string
 	}{
 		{name: "grow", specs: []PartitionsSpec{{Topic: "orders", Count: 4}}, want: []error{nil},
-			wantRecs: "{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 2 [1] [1] 1 0 0}\n{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 3 [1] [1] 1 0 0}"},
+			wantRecs: "{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 2 [1] [1] 1 0 0 [] [] [] []}\n{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 3 [1] [1] 1 0 0 [] [] [] []}"},
 		{name: "grow with assignment", brokers: true, specs: []PartitionsSpec{{Topic: "orders", Count: 3, Assignments: [][]int32{{3}}}}, want: []error{nil},
-			wantRecs: "{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 2 [3] [3] 3 0 0}"},
+			wantRecs: "{[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1] 2 [3] [3] 3 0 0 [] [] [] []}"},
 		{name: "same count", specs: []PartitionsSpec{{Topic: "orders", Count: 2}}, want: []error{ErrInvalidPartitions}, wantRecs: "-"},
 		{name: "shrink", specs: []PartitionsSpec{{Topic: "orders", Count: 1}}, want: []error{ErrInvalidPartitions}, wantRecs: "-"},
 		{name: "too many", specs: []PartitionsSpec{{Topic: "orders", Count: MaxPartitions + 1}}, want: []error{ErrInvalidPartitions}},

@@ -20,6 +20,24 @@ var (
 	ErrInvalidRequest           = errors.New("invalid request")
 	// ErrNotController: this node does not lead the metadata quorum.
 	ErrNotController = errors.New("not the controller")
+
+	// Broker lifecycle (BrokerRegistration, BrokerHeartbeat, AlterPartition).
+	ErrStaleBrokerEpoch    = errors.New("stale broker epoch")
+	ErrBrokerNotRegistered = errors.New("broker not registered")
+
+	// AlterPartition.
+	ErrNotLeaderOrFollower  = errors.New("not leader or follower")
+	ErrFencedLeaderEpoch    = errors.New("fenced leader epoch")
+	ErrInvalidUpdateVersion = errors.New("invalid update version")
+	ErrIneligibleReplica    = errors.New("ineligible replica")
+
+	// ElectLeaders.
+	ErrPreferredLeaderNotAvailable = errors.New("preferred leader not available")
+	ErrElectionNotNeeded           = errors.New("election not needed")
+	ErrEligibleLeadersNotAvailable = errors.New("eligible leaders not available")
+
+	// ListPartitionReassignments / AlterPartitionReassignments.
+	ErrNoReassignmentInProgress = errors.New("no reassignment in progress")
 )
 
 // decisionError is a sentinel with a specific message.

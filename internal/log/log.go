@@ -307,8 +307,9 @@ func (l *Log) markUnsyncedLocked(s *segment) {
 	}
 }
 
-// Append writes one or more whole batches whose first base offset is
-// EndOffset and whose offsets are contiguous, with one write to the active
+// Append writes one or more whole batches whose offsets increase from
+// EndOffset on (a gap before a batch is allowed: compaction leaves them, and
+// followers copy them), with one write to the active
 // segment, rolling first if the active segment is full or old. The batches
 // of one Append span at most math.MaxInt32+1 offsets (what one segment
 // holds) and end below math.MaxInt64. The bytes are not synced. data is not
@@ -388,8 +389,9 @@ func parseAppend(dst []appendBatch, data []byte, end int64) ([]appendBatch, erro
 			return dst, fmt.Errorf("%w: magic %d", ErrInvalidAppend, h.Magic)
 		case size < record.HeaderSize || size > len(data)-pos:
 			return dst, fmt.Errorf("%w: batch length %d at byte %d of %d", ErrInvalidAppend, h.BatchLength, pos, len(data))
-		case h.BaseOffset != next:
-			return dst, fmt.Errorf("%w: base offset %d, want %d", ErrInvalidAppend, h.BaseOffset, next)
+		case h.BaseOffset < next:
+			// Gaps are allowed: a follower copies a compacted leader's batches as they are.
+			return dst, fmt.Errorf("%w: base offset %d, want at least %d", ErrInvalidAppend, h.BaseOffset, next)
 		case h.LastOffsetDelta < 0:
 			return dst, fmt.Errorf("%w: last offset delta %d", ErrInvalidAppend, h.LastOffsetDelta)
 		case !fitsSegment(end, &h):

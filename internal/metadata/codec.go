@@ -12,6 +12,13 @@ func (e *encoder) int8(v int8)   { e.b = append(e.b, byte(v)) }
 func (e *encoder) int16(v int16) { e.b = binary.BigEndian.AppendUint16(e.b, uint16(v)) }
 func (e *encoder) int32(v int32) { e.b = binary.BigEndian.AppendUint32(e.b, uint32(v)) }
 func (e *encoder) int64(v int64) { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
 func (e *encoder) uvarint(v uint64) {
 	e.b = binary.AppendUvarint(e.b, v)
 }
@@ -73,6 +80,19 @@ func (d *decoder) int8() int8 {
 		return int8(b[0])
 	}
 	return 0
+}
+
+// bool accepts only 0 and 1, so that every decoded record re-encodes to the
+// same bytes.
+func (d *decoder) bool() bool {
+	switch d.int8() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bool")
+	return false
 }
 
 func (d *decoder) int16() int16 {

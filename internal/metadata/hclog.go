@@ -2,11 +2,13 @@ package metadata
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // raftLogger routes hashicorp/raft's hclog output into slog. Raft is chatty at
@@ -20,10 +22,14 @@ type raftLogger struct {
 
 var _ hclog.Logger = (*raftLogger)(nil)
 
-// routineWarnings are raft warnings that every start of a one-voter quorum
-// produces; they go to debug so a healthy start logs no warning.
+// routineWarnings are raft warnings that every healthy start produces (the
+// self-election of a one-voter quorum, an observer waiting to be added);
+// they go to debug so a healthy start logs no warning.
 var routineWarnings = map[string]bool{
-	"heartbeat timeout reached, starting election": true,
+	"heartbeat timeout reached, starting election":        true,
+	"no known peers, aborting election":                   true,
+	"not part of stable configuration, aborting election": true,
+	"heartbeat timeout reached, not part of a stable configuration or a non-voter, not triggering a leader election": true,
 }
 
 func newRaftLogger(l *slog.Logger) *raftLogger {
@@ -33,6 +39,9 @@ func newRaftLogger(l *slog.Logger) *raftLogger {
 func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	var sl slog.Level
 	switch {
+	case shuttingDown(args):
+		// Connections torn down by this node's own Close.
+		sl = slog.LevelDebug
 	case level >= hclog.Error:
 		sl = slog.LevelError
 	case level == hclog.Warn && routineWarnings[msg]:
@@ -44,6 +53,15 @@ func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
 	}
 	attrs := append([]any{"component", r.name}, r.args...)
 	r.l.Log(context.Background(), sl, msg, append(attrs, args...)...)
+}
+
+func shuttingDown(args []any) bool {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, raft.ErrTransportShutdown) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *raftLogger) Trace(string, ...any)          {}

@@ -11,6 +11,12 @@ import (
 
 // Partition is one partition of a topic as the metadata log last described
 // it. ID is its index in Topic.Partitions.
+//
+// Invariants (checked by Fold): Replicas is non-empty and distinct; ISR, ELR,
+// AddingReplicas and RemovingReplicas are subsets of Replicas; ELR and ISR
+// are disjoint, as are AddingReplicas and RemovingReplicas; Leader is
+// NoLeader or a replica. ELR, LastKnownELR, AddingReplicas and
+// RemovingReplicas are nil when empty, so equal states compare equal.
 type Partition struct {
 	ID             int32
 	Replicas       []int32
@@ -18,6 +24,34 @@ type Partition struct {
 	Leader         int32
 	LeaderEpoch    int32
 	PartitionEpoch int32
+	// ELR are the eligible leader replicas of KIP-966: replicas that left
+	// the ISR while it was below min.insync.replicas and so still hold every
+	// committed record. LastKnownELR is the ELR as it was when the partition
+	// last lost its leader, kept for operators and recovery.
+	ELR          []int32
+	LastKnownELR []int32
+	// AddingReplicas and RemovingReplicas describe an ongoing reassignment
+	// (KIP-455): Replicas is then the union of the target and the original
+	// replicas, the target being Replicas minus RemovingReplicas.
+	AddingReplicas   []int32
+	RemovingReplicas []int32
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool {
+	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
+}
+
+// TargetReplicas is the replica set p will have once its reassignment
+// completes (Replicas without RemovingReplicas); a new slice.
+func (p *Partition) TargetReplicas() []int32 {
+	out := make([]int32, 0, len(p.Replicas))
+	for _, r := range p.Replicas {
+		if !slices.Contains(p.RemovingReplicas, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Topic is a topic of an Image. Partitions are dense: Partitions[i].ID == i.
@@ -30,12 +64,25 @@ type Topic struct {
 }
 
 // Broker is a registered broker. Shared between images; never modify it.
+//
+// Epoch is the index of the metadata entry that holds the broker's latest
+// RegisterBrokerRecord, the same on every replica of the log; requests from
+// the broker carry it so that the controller can reject an older
+// incarnation. A fenced broker leads no partition and may not join an ISR;
+// one in controlled shutdown is giving its leaderships away.
 type Broker struct {
-	ID            int32
-	IncarnationID [16]byte
-	Endpoints     []Endpoint
-	Rack          *string
+	ID                   int32
+	IncarnationID        [16]byte
+	Endpoints            []Endpoint
+	Rack                 *string
+	Epoch                int64
+	Fenced               bool
+	InControlledShutdown bool
 }
+
+// Usable reports whether b may lead partitions and join ISRs: unfenced and
+// not in controlled shutdown.
+func (b *Broker) Usable() bool { return b != nil && !b.Fenced && !b.InControlledShutdown }
 
 // Image is the cluster metadata folded from the log up to AppliedIndex.
 //
@@ -171,6 +218,79 @@ func (img *Image) Brokers() []*Broker {
 	return slices.SortedFunc(maps.Values(img.brokers), func(a, b *Broker) int { return cmp.Compare(a.ID, b.ID) })
 }
 
+// NumBrokers is the number of registered brokers.
+func (img *Image) NumBrokers() int {
+	if img == nil {
+		return 0
+	}
+	return len(img.brokers)
+}
+
+// UnfencedBrokers returns the ids of the unfenced brokers, sorted (brokers in
+// controlled shutdown included).
+func (img *Image) UnfencedBrokers() []int32 {
+	if img == nil {
+		return nil
+	}
+	var ids []int32
+	for id, b := range img.brokers {
+		if !b.Fenced {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TopicPartition names one partition by topic id.
+type TopicPartition struct {
+	TopicID   [16]byte
+	Partition int32
+}
+
+// PartitionsOn returns the partitions that list broker as a replica, by topic
+// name then partition. It scans every partition: meant for decisions, not for
+// every fold.
+func (img *Image) PartitionsOn(broker int32) []TopicPartition {
+	var out []TopicPartition
+	for _, t := range img.Topics() {
+		for i := range t.Partitions {
+			if slices.Contains(t.Partitions[i].Replicas, broker) {
+				out = append(out, TopicPartition{TopicID: t.ID, Partition: int32(i)})
+			}
+		}
+	}
+	return out
+}
+
+// Partition returns a partition by topic id and index, or nil. The result
+// points into the image: do not modify it.
+func (img *Image) Partition(topicID [16]byte, partition int32) *Partition {
+	t := img.TopicByID(topicID)
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return nil
+	}
+	return &t.Partitions[partition]
+}
+
+// TopicConfig returns one dynamic config of a topic without copying the map.
+func (img *Image) TopicConfig(topic, key string) (string, bool) {
+	if img == nil {
+		return "", false
+	}
+	v, ok := img.topicConfigs[topic][key]
+	return v, ok
+}
+
+// DefaultBrokerConfig returns one cluster-wide dynamic broker config.
+func (img *Image) DefaultBrokerConfig(key string) (string, bool) {
+	if img == nil {
+		return "", false
+	}
+	v, ok := img.brokerConfigs[""][key]
+	return v, ok
+}
+
 // Records returns records that fold, from Empty, into an image equal to img
 // (except AppliedIndex). Snapshots are written this way.
 func (img *Image) Records() []Record {
@@ -179,13 +299,18 @@ func (img *Image) Records() []Record {
 		recs = append(recs, ClusterIDRecord{ClusterID: img.clusterID})
 	}
 	for _, b := range img.Brokers() {
-		recs = append(recs, RegisterBrokerRecord{BrokerID: b.ID, IncarnationID: b.IncarnationID, Endpoints: b.Endpoints, Rack: b.Rack})
+		recs = append(recs, RegisterBrokerRecord{BrokerID: b.ID, IncarnationID: b.IncarnationID, Endpoints: b.Endpoints, Rack: b.Rack,
+			Fenced: b.Fenced, Epoch: b.Epoch})
+		if b.InControlledShutdown {
+			recs = append(recs, BrokerRegistrationChangeRecord{BrokerID: b.ID, BrokerEpoch: b.Epoch, Fenced: Unchanged, InControlledShutdown: SetTrue})
+		}
 	}
 	for _, t := range img.Topics() {
 		recs = append(recs, TopicRecord{Name: t.Name, ID: t.ID})
 		for _, p := range t.Partitions {
 			recs = append(recs, PartitionRecord{TopicID: t.ID, Partition: p.ID, Replicas: p.Replicas, ISR: p.ISR,
-				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch})
+				Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+				ELR: p.ELR, LastKnownELR: p.LastKnownELR, AddingReplicas: p.AddingReplicas, RemovingReplicas: p.RemovingReplicas})
 		}
 		recs = appendConfigRecords(recs, ResourceTopic, t.Name, img.topicConfigs[t.Name])
 	}
@@ -296,12 +421,44 @@ func (b *builder) apply(r Record) error {
 		if r.BrokerID < 0 {
 			return fmt.Errorf("negative broker id %d", r.BrokerID)
 		}
-		if !b.brokersOwned {
-			b.next.brokers = maps.Clone(b.next.brokers)
-			b.brokersOwned = true
+		epoch := int64(b.next.appliedIndex)
+		if r.Epoch != 0 {
+			if r.Epoch < 0 || uint64(r.Epoch) > b.next.appliedIndex {
+				return fmt.Errorf("broker %d epoch %d is not an earlier entry index (entry %d)", r.BrokerID, r.Epoch, b.next.appliedIndex)
+			}
+			epoch = r.Epoch
 		}
+		b.writeBrokers()
 		b.next.brokers[r.BrokerID] = &Broker{ID: r.BrokerID, IncarnationID: r.IncarnationID,
-			Endpoints: slices.Clone(r.Endpoints), Rack: cloneString(r.Rack)}
+			Endpoints: slices.Clone(r.Endpoints), Rack: cloneString(r.Rack), Epoch: epoch, Fenced: r.Fenced}
+	case BrokerRegistrationChangeRecord:
+		old := b.next.brokers[r.BrokerID]
+		if old == nil {
+			return fmt.Errorf("broker %d is not registered", r.BrokerID)
+		}
+		if old.Epoch != r.BrokerEpoch {
+			return fmt.Errorf("broker %d has epoch %d, not %d", r.BrokerID, old.Epoch, r.BrokerEpoch)
+		}
+		nb := *old
+		var err error
+		if nb.Fenced, err = triState(r.Fenced, nb.Fenced); err != nil {
+			return err
+		}
+		if nb.InControlledShutdown, err = triState(r.InControlledShutdown, nb.InControlledShutdown); err != nil {
+			return err
+		}
+		b.writeBrokers()
+		b.next.brokers[r.BrokerID] = &nb
+	case UnregisterBrokerRecord:
+		old := b.next.brokers[r.BrokerID]
+		if old == nil {
+			return fmt.Errorf("broker %d is not registered", r.BrokerID)
+		}
+		if old.Epoch != r.BrokerEpoch {
+			return fmt.Errorf("broker %d has epoch %d, not %d", r.BrokerID, old.Epoch, r.BrokerEpoch)
+		}
+		b.writeBrokers()
+		delete(b.next.brokers, r.BrokerID)
 	case TopicRecord:
 		if r.Name == "" || r.ID == ([16]byte{}) {
 			return fmt.Errorf("topic needs a name and a non-zero id")
@@ -328,11 +485,13 @@ func (b *builder) apply(r Record) error {
 		if r.Partition < 0 || int(r.Partition) > len(t.Partitions) {
 			return fmt.Errorf("partition %d of %q leaves a gap after %d partitions", r.Partition, t.Name, len(t.Partitions))
 		}
-		if err := checkReplicas(r.Replicas, r.ISR, r.Leader); err != nil {
+		p := Partition{ID: r.Partition, Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
+			Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch,
+			ELR: cloneNonEmpty(r.ELR), LastKnownELR: cloneNonEmpty(r.LastKnownELR),
+			AddingReplicas: cloneNonEmpty(r.AddingReplicas), RemovingReplicas: cloneNonEmpty(r.RemovingReplicas)}
+		if err := checkPartition(&p); err != nil {
 			return err
 		}
-		p := Partition{ID: r.Partition, Replicas: slices.Clone(r.Replicas), ISR: slices.Clone(r.ISR),
-			Leader: r.Leader, LeaderEpoch: r.LeaderEpoch, PartitionEpoch: r.PartitionEpoch}
 		t = b.ownTopic(t)
 		if int(r.Partition) == len(t.Partitions) {
 			t.Partitions = append(t.Partitions, p)
@@ -354,12 +513,24 @@ func (b *builder) apply(r Record) error {
 		if r.ISR != nil {
 			p.ISR = slices.Clone(r.ISR)
 		}
+		if r.ELR != nil {
+			p.ELR = cloneNonEmpty(r.ELR)
+		}
+		if r.LastKnownELR != nil {
+			p.LastKnownELR = cloneNonEmpty(r.LastKnownELR)
+		}
+		if r.AddingReplicas != nil {
+			p.AddingReplicas = cloneNonEmpty(r.AddingReplicas)
+		}
+		if r.RemovingReplicas != nil {
+			p.RemovingReplicas = cloneNonEmpty(r.RemovingReplicas)
+		}
 		if r.Leader != NoLeaderChange && r.Leader != p.Leader {
 			p.Leader = r.Leader
 			p.LeaderEpoch++
 		}
 		p.PartitionEpoch++
-		if err := checkReplicas(p.Replicas, p.ISR, p.Leader); err != nil {
+		if err := checkPartition(&p); err != nil {
 			return err
 		}
 		t = b.ownTopic(t)
@@ -421,6 +592,31 @@ func (b *builder) apply(r Record) error {
 	return nil
 }
 
+// checkPartition checks the invariants of Partition.
+func checkPartition(p *Partition) error {
+	if err := checkReplicas(p.Replicas, p.ISR, p.Leader); err != nil {
+		return err
+	}
+	for _, set := range [][]int32{p.ELR, p.AddingReplicas, p.RemovingReplicas} {
+		for i, r := range set {
+			if !slices.Contains(p.Replicas, r) || slices.Contains(set[:i], r) {
+				return fmt.Errorf("%v is not a set of replicas of %v", set, p.Replicas)
+			}
+		}
+	}
+	for _, r := range p.ELR {
+		if slices.Contains(p.ISR, r) {
+			return fmt.Errorf("elr %v overlaps isr %v", p.ELR, p.ISR)
+		}
+	}
+	for _, r := range p.AddingReplicas {
+		if slices.Contains(p.RemovingReplicas, r) {
+			return fmt.Errorf("adding replicas %v overlap removing replicas %v", p.AddingReplicas, p.RemovingReplicas)
+		}
+	}
+	return nil
+}
+
 // checkReplicas: replicas non-empty and distinct, ISR a subset of them, the
 // leader NoLeader or a replica.
 func checkReplicas(replicas, isr []int32, leader int32) error {
@@ -441,6 +637,35 @@ func checkReplicas(replicas, isr []int32, leader int32) error {
 		return fmt.Errorf("leader %d is not a replica in %v", leader, replicas)
 	}
 	return nil
+}
+
+func (b *builder) writeBrokers() {
+	if !b.brokersOwned {
+		b.next.brokers = maps.Clone(b.next.brokers)
+		b.brokersOwned = true
+	}
+}
+
+// triState applies an Unchanged/SetFalse/SetTrue change to v.
+func triState(change int8, v bool) (bool, error) {
+	switch change {
+	case Unchanged:
+		return v, nil
+	case SetFalse:
+		return false, nil
+	case SetTrue:
+		return true, nil
+	}
+	return v, fmt.Errorf("tri-state value %d is not -1, 0 or 1", change)
+}
+
+// cloneNonEmpty copies s, mapping empty to nil (the canonical form of the
+// optional partition sets).
+func cloneNonEmpty(s []int32) []int32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return slices.Clone(s)
 }
 
 func cloneString(s *string) *string {

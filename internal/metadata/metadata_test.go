@@ -25,12 +25,28 @@ func dump(img *Image) string {
 		if br.Rack != nil {
 			rack = *br.Rack
 		}
-		fmt.Fprintf(&b, "broker %d inc=%d rack=%s endpoints=%v\n", br.ID, br.IncarnationID[15], rack, br.Endpoints)
+		fmt.Fprintf(&b, "broker %d inc=%d rack=%s endpoints=%v epoch=%d", br.ID, br.IncarnationID[15], rack, br.Endpoints, br.Epoch)
+		if br.Fenced {
+			b.WriteString(" fenced")
+		}
+		if br.InControlledShutdown {
+			b.WriteString(" shutting-down")
+		}
+		b.WriteString("\n")
 	}
 	for _, t := range img.Topics() {
 		fmt.Fprintf(&b, "topic %s id=%d configs=%v\n", t.Name, t.ID[15], img.TopicConfigs(t.Name))
 		for _, p := range t.Partitions {
-			fmt.Fprintf(&b, "  %s/%d replicas=%v isr=%v leader=%d le=%d pe=%d\n", t.Name, p.ID, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+			fmt.Fprintf(&b, "  %s/%d replicas=%v isr=%v leader=%d le=%d pe=%d", t.Name, p.ID, p.Replicas, p.ISR, p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+			for _, f := range []struct {
+				name string
+				v    []int32
+			}{{"elr", p.ELR}, {"lastelr", p.LastKnownELR}, {"adding", p.AddingReplicas}, {"removing", p.RemovingReplicas}} {
+				if f.v != nil {
+					fmt.Fprintf(&b, " %s=%v", f.name, f.v)
+				}
+			}
+			b.WriteString("\n")
 		}
 	}
 	fmt.Fprintf(&b, "brokercfg default=%v b1=%v\n", img.DefaultBrokerConfigs(), img.BrokerConfigs(1))
@@ -41,17 +57,23 @@ func allRecords() []Record {
 	return []Record{
 		ClusterIDRecord{ClusterID: testClusterID},
 		RegisterBrokerRecord{BrokerID: 1, IncarnationID: tid(9), Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: "h", Port: 9092, SecurityProtocol: 0}, {Name: "SSL", Host: "h2", Port: 9093, SecurityProtocol: 1}}, Rack: sp("r1")},
-		RegisterBrokerRecord{BrokerID: 2},
+		RegisterBrokerRecord{BrokerID: 2, Fenced: true},
+		BrokerRegistrationChangeRecord{BrokerID: 2, BrokerEpoch: 1, Fenced: SetFalse, InControlledShutdown: SetTrue},
 		TopicRecord{Name: "a", ID: tid(1)},
 		PartitionRecord{TopicID: tid(1), Partition: 0, Replicas: []int32{1, 2}, ISR: []int32{1}, Leader: 1, LeaderEpoch: 3, PartitionEpoch: 4},
 		PartitionRecord{TopicID: tid(1), Partition: 1, Replicas: []int32{2}, ISR: []int32{}, Leader: NoLeader},
 		PartitionChangeRecord{TopicID: tid(1), Partition: 0, Leader: 2, ISR: []int32{1, 2}},
 		PartitionChangeRecord{TopicID: tid(1), Partition: 1, Leader: NoLeaderChange, Replicas: []int32{2, 1}},
+		PartitionChangeRecord{TopicID: tid(1), Partition: 1, Leader: NoLeaderChange, ELR: []int32{}, LastKnownELR: []int32{2},
+			AddingReplicas: []int32{1}, RemovingReplicas: []int32{}},
+		PartitionRecord{TopicID: tid(1), Partition: 2, Replicas: []int32{1, 2, 3}, ISR: []int32{1}, Leader: 1,
+			ELR: []int32{2}, LastKnownELR: []int32{3}, AddingReplicas: []int32{3}, RemovingReplicas: []int32{2}},
 		ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "retention.ms", Value: sp("1000")},
 		ConfigRecord{ResourceType: ResourceTopic, ResourceName: "a", Name: "gone", Value: nil},
 		ConfigRecord{ResourceType: ResourceBroker, ResourceName: "", Name: "log.retention.hours", Value: sp("")},
 		ProducerIDsRecord{BrokerID: 1, NextProducerID: 1000},
 		RemoveTopicRecord{TopicID: tid(1)},
+		UnregisterBrokerRecord{BrokerID: 2, BrokerEpoch: 1},
 	}
 }
 
@@ -162,7 +184,7 @@ func base(t *testing.T) *Image {
 
 func TestFold(t *testing.T) {
 	baseDump := "index=1 cluster=\"AAAAAAAAAAAAAAAAAAAAAA\" nextpid=0\n" +
-		"broker 1 inc=1 rack=nil endpoints=[]\n" +
+		"broker 1 inc=1 rack=nil endpoints=[] epoch=1\n" +
 		"topic a id=1 configs=map[cleanup.policy:compact]\n" +
 		"  a/0 replicas=[1] isr=[1] leader=1 le=0 pe=0\n" +
 		"topic b id=2 configs=map[]\n" +
@@ -182,9 +204,9 @@ func TestFold(t *testing.T) {
 		{name: "malformed cluster id", recs: []Record{ClusterIDRecord{ClusterID: "x"}}, err: true},
 		{name: "register broker", recs: []Record{RegisterBrokerRecord{BrokerID: 2, IncarnationID: tid(5), Rack: sp("r"),
 			Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: "h", Port: 1}}}},
-			want: "+broker 2 inc=5 rack=r endpoints=[{PLAINTEXT h 1 0}]"},
+			want: "+broker 2 inc=5 rack=r endpoints=[{PLAINTEXT h 1 0}] epoch=1"},
 		{name: "re-register broker", recs: []Record{RegisterBrokerRecord{BrokerID: 1, IncarnationID: tid(7)}},
-			want: "-broker 1 inc=1 rack=nil endpoints=[]\n+broker 1 inc=7 rack=nil endpoints=[]"},
+			want: "-broker 1 inc=1 rack=nil endpoints=[] epoch=1\n+broker 1 inc=7 rack=nil endpoints=[] epoch=1"},
 		{name: "negative broker", recs: []Record{RegisterBrokerRecord{BrokerID: -1}}, err: true},
 		{name: "topic with two partitions", recs: []Record{
 			TopicRecord{Name: "c", ID: tid(3)},

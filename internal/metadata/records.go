@@ -17,6 +17,10 @@ const (
 	TypeRemoveTopic     RecordType = 6
 	TypeConfig          RecordType = 7
 	TypeProducerIDs     RecordType = 8
+	// TypeBrokerRegistrationChange and TypeUnregisterBroker follow KIP-631's
+	// BrokerRegistrationChangeRecord and UnregisterBrokerRecord.
+	TypeBrokerRegistrationChange RecordType = 9
+	TypeUnregisterBroker         RecordType = 10
 )
 
 func (t RecordType) String() string {
@@ -37,6 +41,10 @@ func (t RecordType) String() string {
 		return "Config"
 	case TypeProducerIDs:
 		return "ProducerIDs"
+	case TypeBrokerRegistrationChange:
+		return "BrokerRegistrationChange"
+	case TypeUnregisterBroker:
+		return "UnregisterBroker"
 	}
 	return fmt.Sprintf("RecordType(%d)", uint8(t))
 }
@@ -79,12 +87,45 @@ type Endpoint struct {
 }
 
 // RegisterBrokerRecord registers a broker, or replaces its registration when
-// the same id registers again (a restart gets a new IncarnationID).
+// the same id registers again (a restart gets a new IncarnationID). The
+// broker's epoch becomes the index of the entry holding the record, unless
+// Epoch is set: snapshots carry the epoch a broker registered with, so that
+// it survives a restore. A new registration clears InControlledShutdown.
+//
+// Version 0 had neither Fenced nor Epoch: such records decode as unfenced
+// brokers (the single-node logs written before fencing existed).
 type RegisterBrokerRecord struct {
 	BrokerID      int32
 	IncarnationID [16]byte
 	Endpoints     []Endpoint
 	Rack          *string
+	Fenced        bool  // v1
+	Epoch         int64 // v1; 0 means the index of the entry
+}
+
+// Values of the int8 tri-states of BrokerRegistrationChangeRecord.
+const (
+	Unchanged int8 = -1
+	SetFalse  int8 = 0
+	SetTrue   int8 = 1
+)
+
+// BrokerRegistrationChangeRecord changes the state of the registration of
+// BrokerID whose epoch is BrokerEpoch; folding rejects it for another epoch
+// (a change decided for an older incarnation). Fenced and
+// InControlledShutdown take Unchanged, SetFalse or SetTrue.
+type BrokerRegistrationChangeRecord struct {
+	BrokerID             int32
+	BrokerEpoch          int64
+	Fenced               int8
+	InControlledShutdown int8
+}
+
+// UnregisterBrokerRecord removes a broker's registration (the
+// UnregisterBroker API). Partitions keep naming it as a replica.
+type UnregisterBrokerRecord struct {
+	BrokerID    int32
+	BrokerEpoch int64
 }
 
 // TopicRecord creates a topic with no partitions; PartitionRecords follow it,
@@ -96,25 +137,37 @@ type TopicRecord struct {
 
 // PartitionRecord creates partition Partition of a topic (it must be the next
 // one: partitions are dense from 0) or replaces an existing one wholesale.
+// Version 1 appends the eligible leader replicas (KIP-966) and the replicas
+// being added and removed by a reassignment (KIP-455).
 type PartitionRecord struct {
-	TopicID        [16]byte
-	Partition      int32
-	Replicas       []int32
-	ISR            []int32
-	Leader         int32
-	LeaderEpoch    int32
-	PartitionEpoch int32
+	TopicID          [16]byte
+	Partition        int32
+	Replicas         []int32
+	ISR              []int32
+	Leader           int32
+	LeaderEpoch      int32
+	PartitionEpoch   int32
+	ELR              []int32 // v1
+	LastKnownELR     []int32 // v1
+	AddingReplicas   []int32 // v1
+	RemovingReplicas []int32 // v1
 }
 
-// PartitionChangeRecord changes the leader, ISR or replicas of an existing
-// partition. Nil slices and Leader == NoLeaderChange leave a field unchanged.
-// Folding bumps PartitionEpoch always and LeaderEpoch when the leader changes.
+// PartitionChangeRecord changes the leader, ISR, replicas, ELR or
+// reassignment state of an existing partition. A nil slice and Leader ==
+// NoLeaderChange leave a field unchanged; an empty non-nil slice sets it to
+// empty (the encoding keeps the two apart: null is length -1). Folding bumps
+// PartitionEpoch always and LeaderEpoch when the leader changes.
 type PartitionChangeRecord struct {
-	TopicID   [16]byte
-	Partition int32
-	Leader    int32
-	ISR       []int32
-	Replicas  []int32
+	TopicID          [16]byte
+	Partition        int32
+	Leader           int32
+	ISR              []int32
+	Replicas         []int32
+	ELR              []int32 // v1
+	LastKnownELR     []int32 // v1
+	AddingReplicas   []int32 // v1
+	RemovingReplicas []int32 // v1
 }
 
 // RemoveTopicRecord deletes a topic, its partitions and its configs.
@@ -149,16 +202,32 @@ func (PartitionChangeRecord) Type() RecordType { return TypePartitionChange }
 func (RemoveTopicRecord) Type() RecordType     { return TypeRemoveTopic }
 func (ConfigRecord) Type() RecordType          { return TypeConfig }
 func (ProducerIDsRecord) Type() RecordType     { return TypeProducerIDs }
+func (BrokerRegistrationChangeRecord) Type() RecordType {
+	return TypeBrokerRegistrationChange
+}
+func (UnregisterBrokerRecord) Type() RecordType { return TypeUnregisterBroker }
 
-// Every record type is at version 0 today.
-func (ClusterIDRecord) version() uint8       { return 0 }
-func (RegisterBrokerRecord) version() uint8  { return 0 }
-func (TopicRecord) version() uint8           { return 0 }
-func (PartitionRecord) version() uint8       { return 0 }
-func (PartitionChangeRecord) version() uint8 { return 0 }
-func (RemoveTopicRecord) version() uint8     { return 0 }
-func (ConfigRecord) version() uint8          { return 0 }
-func (ProducerIDsRecord) version() uint8     { return 0 }
+// version is the version a record type is written at; decoders also read
+// every older version (see maxVersion).
+func (ClusterIDRecord) version() uint8                { return 0 }
+func (RegisterBrokerRecord) version() uint8           { return 1 }
+func (TopicRecord) version() uint8                    { return 0 }
+func (PartitionRecord) version() uint8                { return 1 }
+func (PartitionChangeRecord) version() uint8          { return 1 }
+func (RemoveTopicRecord) version() uint8              { return 0 }
+func (ConfigRecord) version() uint8                   { return 0 }
+func (ProducerIDsRecord) version() uint8              { return 0 }
+func (BrokerRegistrationChangeRecord) version() uint8 { return 0 }
+func (UnregisterBrokerRecord) version() uint8         { return 0 }
+
+// maxVersion is the newest version of each type this code decodes.
+func maxVersion(t RecordType) uint8 {
+	switch t {
+	case TypeRegisterBroker, TypePartition, TypePartitionChange:
+		return 1
+	}
+	return 0
+}
 
 func (r ClusterIDRecord) encode(e *encoder) { e.string(r.ClusterID) }
 
@@ -173,6 +242,20 @@ func (r RegisterBrokerRecord) encode(e *encoder) {
 		e.int16(ep.SecurityProtocol)
 	}
 	e.nullableString(r.Rack)
+	e.bool(r.Fenced)
+	e.int64(r.Epoch)
+}
+
+func (r BrokerRegistrationChangeRecord) encode(e *encoder) {
+	e.int32(r.BrokerID)
+	e.int64(r.BrokerEpoch)
+	e.int8(r.Fenced)
+	e.int8(r.InControlledShutdown)
+}
+
+func (r UnregisterBrokerRecord) encode(e *encoder) {
+	e.int32(r.BrokerID)
+	e.int64(r.BrokerEpoch)
 }
 
 func (r TopicRecord) encode(e *encoder) {
@@ -188,6 +271,10 @@ func (r PartitionRecord) encode(e *encoder) {
 	e.int32(r.Leader)
 	e.int32(r.LeaderEpoch)
 	e.int32(r.PartitionEpoch)
+	e.int32s(r.ELR)
+	e.int32s(r.LastKnownELR)
+	e.int32s(r.AddingReplicas)
+	e.int32s(r.RemovingReplicas)
 }
 
 func (r PartitionChangeRecord) encode(e *encoder) {
@@ -196,6 +283,10 @@ func (r PartitionChangeRecord) encode(e *encoder) {
 	e.int32(r.Leader)
 	e.int32s(r.ISR)
 	e.int32s(r.Replicas)
+	e.int32s(r.ELR)
+	e.int32s(r.LastKnownELR)
+	e.int32s(r.AddingReplicas)
+	e.int32s(r.RemovingReplicas)
 }
 
 func (r RemoveTopicRecord) encode(e *encoder) { e.uuid(r.TopicID) }
@@ -214,7 +305,7 @@ func (r ProducerIDsRecord) encode(e *encoder) {
 
 // decodePayload decodes one record payload of type t at version v.
 func decodePayload(t RecordType, v uint8, d *decoder) (Record, error) {
-	if v != 0 {
+	if v > maxVersion(t) {
 		return nil, fmt.Errorf("%w: %v record version %d", ErrCorrupt, t, v)
 	}
 	var r Record
@@ -232,14 +323,30 @@ func decodePayload(t RecordType, v uint8, d *decoder) (Record, error) {
 			}
 		}
 		b.Rack = d.nullableString()
+		if v >= 1 {
+			b.Fenced = d.bool()
+			b.Epoch = d.int64()
+		}
 		r = b
 	case TypeTopic:
 		r = TopicRecord{Name: d.string(), ID: d.uuid()}
 	case TypePartition:
-		r = PartitionRecord{TopicID: d.uuid(), Partition: d.int32(), Replicas: d.int32s(), ISR: d.int32s(),
+		p := PartitionRecord{TopicID: d.uuid(), Partition: d.int32(), Replicas: d.int32s(), ISR: d.int32s(),
 			Leader: d.int32(), LeaderEpoch: d.int32(), PartitionEpoch: d.int32()}
+		if v >= 1 {
+			p.ELR, p.LastKnownELR, p.AddingReplicas, p.RemovingReplicas = d.int32s(), d.int32s(), d.int32s(), d.int32s()
+		}
+		r = p
 	case TypePartitionChange:
-		r = PartitionChangeRecord{TopicID: d.uuid(), Partition: d.int32(), Leader: d.int32(), ISR: d.int32s(), Replicas: d.int32s()}
+		c := PartitionChangeRecord{TopicID: d.uuid(), Partition: d.int32(), Leader: d.int32(), ISR: d.int32s(), Replicas: d.int32s()}
+		if v >= 1 {
+			c.ELR, c.LastKnownELR, c.AddingReplicas, c.RemovingReplicas = d.int32s(), d.int32s(), d.int32s(), d.int32s()
+		}
+		r = c
+	case TypeBrokerRegistrationChange:
+		r = BrokerRegistrationChangeRecord{BrokerID: d.int32(), BrokerEpoch: d.int64(), Fenced: d.int8(), InControlledShutdown: d.int8()}
+	case TypeUnregisterBroker:
+		r = UnregisterBrokerRecord{BrokerID: d.int32(), BrokerEpoch: d.int64()}
 	case TypeRemoveTopic:
 		r = RemoveTopicRecord{TopicID: d.uuid()}
 	case TypeConfig:

@@ -33,13 +33,17 @@ func (p *Partition) Reconfigure(cfg Config) {
 	p.log.Reconfigure(cfg.Log)
 }
 
-// DeleteRecords moves the log start offset to before (DeleteRecords): -1 means the high
+// DeleteRecords moves the log start offset to before (DeleteRecords) on a leader: -1 means the high
 // watermark; an offset past the high watermark is ErrOffsetOutOfRange. The new start is
 // durable when it returns; it is the low watermark reported to the client. Segments wholly
 // below it are removed after file.delete.delay.ms.
 func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	if p.failed.Load() {
 		return 0, ErrStorage
+	}
+	if !p.leader.Load() {
+		// Only a leader moves the log start; followers learn it from their leader.
+		return p.log.StartOffset(), ErrNotLeader
 	}
 	hw := p.hw.Load()
 	if before == -1 {

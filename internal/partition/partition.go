@@ -1,6 +1,7 @@
-// Package partition is one partition as its leader serves it: the log plus the state Kafka
-// keeps beside it — leader epoch, high watermark, producer state for idempotence — and the
-// waiting of produce acks and fetch long polls on that state.
+// Package partition is one partition as its leader serves it or a follower replicates it:
+// the log plus the state Kafka keeps beside it — leader epochs, high watermark, ISR and
+// follower progress, producer state for idempotence and transactions — and the waiting of
+// produce acks and fetch long polls on that state.
 package partition
 
 import (
@@ -39,6 +40,12 @@ var (
 	ErrTimeout          = errors.New("timed out")                 // REQUEST_TIMED_OUT
 	ErrOffsetOutOfRange = plog.ErrOffsetOutOfRange                // OFFSET_OUT_OF_RANGE
 	ErrInvalidTxnState  = errors.New("invalid transaction state") // INVALID_TXN_STATE
+	// Replication (replication.go).
+	ErrNotLeader          = errors.New("not the leader")                             // NOT_LEADER_OR_FOLLOWER
+	ErrFencedLeaderEpoch  = errors.New("fenced leader epoch")                        // FENCED_LEADER_EPOCH
+	ErrUnknownLeaderEpoch = errors.New("unknown leader epoch")                       // UNKNOWN_LEADER_EPOCH
+	ErrNotEnoughReplicas  = errors.New("not enough in-sync replicas")                // NOT_ENOUGH_REPLICAS
+	ErrOffsetMismatch     = errors.New("fetched data does not start at the log end") // the follower's fetcher restarts
 )
 
 // Config is a partition's configuration, derived from its topic's effective configs.
@@ -57,6 +64,9 @@ type Config struct {
 	// Retention says which old segments the retention cleaner removes (see lifecycle.go).
 	Retention Retention
 	Logger    *slog.Logger
+	// NodeID is this node's id: a partition is opened as the leader of itself alone (ISR =
+	// {NodeID}) until BecomeLeader or BecomeFollower says otherwise.
+	NodeID int32
 	// OnStorageFailure, if set, is called once, on its own goroutine, when an I/O error fails
 	// the partition: the host takes the partition's whole log dir offline.
 	OnStorageFailure func(err error)
@@ -66,17 +76,23 @@ type Config struct {
 //
 // Invariants:
 //   - Offsets are assigned and batches appended under mu, in one order; the log's end offset
-//     only grows except through Truncate (not yet used on a single node).
-//   - hw (the high watermark) never exceeds the log end offset, never decreases, and lies on a
-//     batch boundary. Under FlushAlways it is the durable end offset: nothing is acknowledged
-//     or visible to consumers before it is on disk.
+//     only grows except through TruncateTo and ResetTo (a follower cutting a diverged tail).
+//   - hw (the high watermark) is written only under mu; it never exceeds the log end offset,
+//     never decreases except through TruncateTo and ResetTo, and lies on a batch boundary. It
+//     is at most localEnd, which under FlushAlways is the durable end offset: nothing is
+//     acknowledged or visible to consumers before it is on disk. On a leader it is also at
+//     most the end offset of every other member of the maximal ISR (replication.go).
+//   - A leader appends with Append and AppendMarker only; a follower with AppendAsFollower
+//     only. Which one the partition is changes under mu (BecomeLeader, BecomeFollower).
 //   - Once failed is set (an I/O error on append or fsync) it stays set; every later append and
 //     every waiter gets ErrStorage, the data below hw stays readable.
 //   - A producer-state snapshot file at offset N holds exactly the state that folding every
 //     batch below N gives, and is durable only after those batches are (snapshot.go).
 //
 // All methods are safe for concurrent use. Append holds mu for offset assignment and the write
-// only; fsync runs on the flusher goroutine without mu, so appends keep flowing during it.
+// only; fsync runs on the flusher goroutine without mu, so appends keep flowing during it, and
+// mu is taken afterwards only to record the durable end. Lock order: mu, then the log's own
+// locks; wmu is a leaf.
 //
 // Configuration: cfg is fixed at Open (flush policy, producer expiry, logger); dyn holds the
 // topic-level settings that Reconfigure may replace at run time (validation, recompression,
@@ -105,6 +121,10 @@ type Partition struct {
 		// snapshots are the offsets of the producer-state snapshots on disk, ascending
 		// (snapshot.go).
 		snapshots []int64
+		// localEnd is what the local log has committed: the durable end offset under
+		// FlushAlways, the log end offset otherwise.
+		localEnd int64
+		rep      replication // leader or follower state (replication.go)
 	}
 
 	// rolled is the base of a segment rolled but not yet snapshotted, or -1; set by the
@@ -115,6 +135,12 @@ type Partition struct {
 
 	hw     atomic.Int64
 	failed atomic.Bool
+	// leader mirrors mu.rep.leader for lock-free readers (AwaitCommitted, IsLeader).
+	leader atomic.Bool
+	// fence is bumped under mu after anything that may replace data below the log end or
+	// end this node's leadership (BecomeFollower, TruncateTo, ResetTo): a sync or a wait that
+	// started before it describes a log that no longer is.
+	fence atomic.Uint64
 
 	wmu      sync.Mutex
 	watchers []chan struct{} // signalled and cleared whenever hw moves or the partition fails
@@ -148,6 +174,7 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	p.mu.ongoing = make(map[int64]int64)
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
+	p.mu.localEnd = l.EndOffset()
 	onDisk := p.loadEpochsLocked()
 	if err := p.rebuildStateLocked(); err != nil {
 		l.Close()
@@ -158,6 +185,7 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 		l.Close()
 		return nil, fmt.Errorf("%w: write leader-epoch checkpoint: %v", ErrStorage, err)
 	}
+	p.initLeaderLocked(cfg.NodeID)
 	go p.flusher()
 	return p, nil
 }
@@ -206,6 +234,9 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.mu.rep.leader {
+		return res, ErrNotLeader
+	}
 	p.expireProducersLocked(vcfg.NowMs)
 	var pe *producerEntry
 	if h.ProducerID >= 0 {
@@ -254,17 +285,32 @@ func (p *Partition) Append(data []byte) (AppendResult, error) {
 	return res, nil
 }
 
-// afterAppendLocked makes an append up to end durable: a flush request under FlushAlways,
-// an immediate high watermark move otherwise.
+// afterAppendLocked makes an append up to end committed locally: a flush request under
+// FlushAlways, an immediate move of localEnd (and so maybe of the high watermark) otherwise.
 func (p *Partition) afterAppendLocked(end int64) {
 	if p.cfg.FlushPolicy == FlushAlways {
-		select {
-		case p.flushReq <- struct{}{}:
-		default: // a flush is already pending; it will cover this append
-		}
+		p.requestFlush()
 	} else {
-		p.advanceHW(end)
+		p.setLocalEndLocked(end)
 	}
+}
+
+// requestFlush wakes the flusher.
+func (p *Partition) requestFlush() {
+	select {
+	case p.flushReq <- struct{}{}:
+	default: // a flush is already pending; it will cover this append
+	}
+}
+
+// setLocalEndLocked records that the local log has committed everything below end and moves
+// the high watermark if that lets it.
+func (p *Partition) setLocalEndLocked(end int64) {
+	end = min(end, p.log.EndOffset())
+	if end > p.mu.localEnd {
+		p.mu.localEnd = end
+	}
+	p.updateHWLocked()
 }
 
 // recompress re-encodes a batch with the topic's codec, keeping every header field the
@@ -316,19 +362,36 @@ func (p *Partition) flusher() {
 		if p.failed.Load() {
 			continue
 		}
-		durable, err := p.log.Sync()
-		if err != nil {
+		if _, err := p.syncLocal(); err != nil {
 			p.fail(err)
-			continue
-		}
-		if p.cfg.FlushPolicy == FlushAlways {
-			p.advanceHW(durable)
 		}
 	}
 }
 
-// advanceHW moves the high watermark forward to off and wakes the waiters.
-func (p *Partition) advanceHW(off int64) {
+// syncLocal fsyncs the log and, under FlushAlways, records the durable end as committed
+// locally. A sync that raced with a truncation (the fence moved) proves nothing about the
+// log as it is now: it is not recorded and another flush is asked for.
+func (p *Partition) syncLocal() (int64, error) {
+	fence := p.fence.Load()
+	durable, err := p.log.Sync()
+	if err != nil {
+		return 0, err
+	}
+	if p.cfg.FlushPolicy != FlushAlways {
+		return durable, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.fence.Load() != fence {
+		p.requestFlush()
+		return durable, nil
+	}
+	p.setLocalEndLocked(durable)
+	return durable, nil
+}
+
+// advanceHWLocked moves the high watermark forward to off and wakes the waiters.
+func (p *Partition) advanceHWLocked(off int64) {
 	for {
 		cur := p.hw.Load()
 		if off <= cur {
@@ -364,11 +427,20 @@ func (p *Partition) Watch(ch chan struct{}) {
 }
 
 // AwaitCommitted waits until the high watermark reaches off (everything below off is
-// committed), the partition fails, or deadline passes.
+// committed), the partition fails, or deadline passes. It waits for a leader's own appends:
+// on a follower, or once this node stops leading (its uncommitted tail may be replaced by
+// another leader's data at the same offsets), it returns ErrNotLeader.
 func (p *Partition) AwaitCommitted(off int64, deadline time.Time) error {
+	fence := p.fence.Load()
+	if !p.leader.Load() {
+		return ErrNotLeader
+	}
 	var ch chan struct{}
 	var timer *time.Timer
 	for {
+		if p.fence.Load() != fence {
+			return ErrNotLeader
+		}
 		if p.hw.Load() >= off {
 			return nil
 		}
@@ -390,7 +462,7 @@ func (p *Partition) AwaitCommitted(off int64, deadline time.Time) error {
 		case <-ch:
 			p.Watch(ch)
 		case <-timer.C:
-			if p.hw.Load() >= off {
+			if p.hw.Load() >= off && p.fence.Load() == fence {
 				return nil
 			}
 			return ErrTimeout

@@ -317,7 +317,7 @@ func (p *Partition) writeSnapshotLocked(offset int64, syncLog bool) {
 			return
 		}
 		if p.cfg.FlushPolicy == FlushAlways {
-			p.advanceHW(durable)
+			p.setLocalEndLocked(durable)
 		}
 	}
 	data := encodeSnapshot(nil, p.captureLocked(offset))
@@ -510,13 +510,10 @@ func (p *Partition) rebuildStateLocked() error {
 // replayLocked folds one batch header met at Open into the producer and transaction state,
 // as its append did. Markers' bodies are read (with buf) for their type and coordinator epoch.
 func (p *Partition) replayLocked(h *record.Header, buf []byte, end int64) ([]byte, error) {
-	if h.ProducerID < 0 {
+	if h.ProducerID < 0 || h.IsControl() && !h.IsTransactional() {
 		return buf, nil
 	}
 	if h.IsControl() {
-		if !h.IsTransactional() {
-			return buf, nil
-		}
 		s, err := p.log.Read(h.BaseOffset, end, h.Size(), true)
 		if err != nil {
 			return buf, fmt.Errorf("reading marker at %d: %w", h.BaseOffset, err)
@@ -524,12 +521,25 @@ func (p *Partition) replayLocked(h *record.Header, buf []byte, end int64) ([]byt
 		if buf, err = s.ReadInto(buf[:0]); err != nil {
 			return buf, fmt.Errorf("reading marker at %d: %w", h.BaseOffset, err)
 		}
-		commit, coordEpoch, err := markerType(buf[:min(len(buf), h.Size())])
+		return buf, p.foldLocked(h, buf[:min(len(buf), h.Size())])
+	}
+	return buf, p.foldLocked(h, nil)
+}
+
+// foldLocked folds one stored batch into the producer and transaction state, as its append
+// did: recovery and a follower's AppendAsFollower share it. batch is the whole batch for a
+// transaction marker (its body says commit or abort), unused otherwise.
+func (p *Partition) foldLocked(h *record.Header, batch []byte) error {
+	if h.ProducerID < 0 || h.IsControl() && !h.IsTransactional() {
+		return nil
+	}
+	if h.IsControl() {
+		commit, coordEpoch, err := markerType(batch)
 		if err != nil {
-			return buf, fmt.Errorf("marker at %d: %w", h.BaseOffset, err)
+			return fmt.Errorf("marker at %d: %w", h.BaseOffset, err)
 		}
 		p.closeTxnLocked(h.ProducerID, h.ProducerEpoch, commit, coordEpoch, h.BaseOffset, h.MaxTimestamp)
-		return buf, nil
+		return nil
 	}
 	pe := p.mu.producers[h.ProducerID]
 	if pe == nil {
@@ -545,5 +555,5 @@ func (p *Partition) replayLocked(h *record.Header, buf []byte, end int64) ([]byt
 	if h.IsTransactional() {
 		p.openTxnLocked(h.ProducerID, h.BaseOffset)
 	}
-	return buf, nil
+	return nil
 }

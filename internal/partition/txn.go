@@ -98,6 +98,9 @@ func (p *Partition) AppendMarker(pid int64, epoch int16, commit bool, coordinato
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.mu.rep.leader {
+		return res, ErrNotLeader
+	}
 	pe := p.mu.producers[pid]
 	if pe != nil && epoch < pe.epoch {
 		return res, ErrInvalidEpoch

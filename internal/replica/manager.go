@@ -69,6 +69,8 @@ type Manager struct {
 	// image is the last applied image.
 	image atomic.Pointer[metadata.Image]
 
+	repl replication // leader/follower roles and fetchers (roles.go)
+
 	applied   atomic.Uint64 // AppliedIndex of the last image Apply finished
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // closed and replaced each time applied moves
@@ -107,6 +109,9 @@ func (m *Manager) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
+// AppliedIndex is the metadata index of the last image Apply finished.
+func (m *Manager) AppliedIndex() uint64 { return m.applied.Load() }
+
 func (m *Manager) markApplied(index uint64) {
 	m.applied.Store(index)
 	m.appliedMu.Lock()
@@ -124,7 +129,12 @@ func (m *Manager) effective() *config.Broker {
 }
 
 // ErrNotHosted means the partition is not hosted here (unknown, or not assigned to this node).
-var ErrNotHosted = errors.New("partition not hosted here")
+// ErrNotReplica, which matches it, says more: the partition exists but this node holds no
+// replica of it (NOT_LEADER_OR_FOLLOWER to clients, whose metadata is stale).
+var (
+	ErrNotHosted  = errors.New("partition not hosted here")
+	ErrNotReplica = fmt.Errorf("%w: no replica on this broker", ErrNotHosted)
+)
 
 // Get returns the hosted partition, ErrNotHosted, or the error that took it offline.
 func (m *Manager) Get(topic string, index int32) (*partition.Partition, error) {
@@ -139,6 +149,12 @@ func (m *Manager) Get(topic string, index int32) (*partition.Partition, error) {
 	}
 	if m.mu.moving[tp] {
 		return nil, ErrMoving
+	}
+	if img := m.image.Load(); img != nil {
+		if t := img.Topic(topic); t != nil && index >= 0 && int(index) < len(t.Partitions) &&
+			!contains(t.Partitions[index].Replicas, m.nodeID) {
+			return nil, ErrNotReplica
+		}
 	}
 	return nil, ErrNotHosted
 }
@@ -180,6 +196,7 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 		},
 		ProducerIDExpiration: time.Duration(b.ProducerIDExpirationMs) * time.Millisecond,
 		Logger:               lg,
+		NodeID:               b.NodeID,
 	}
 	if codec, ok := codecs[t.CompressionType]; ok {
 		pc.Recompress, pc.Codec = true, codec
@@ -222,9 +239,7 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 	var drop []*partition.Partition
 	for tp, p := range m.mu.parts {
 		if w, ok := want[tp]; ok && w.id == p.ID {
-			// A leader change (PartitionChangeRecord) bumps the epoch of a hosted partition.
-			p.SetLeaderEpoch(w.epoch)
-			// A config change takes effect without reopening the log.
+			// Roles and leader epochs are applied by applyRoles below. A config change takes effect without reopening the log.
 			if brokerChanged || prev != nil && !maps.Equal(prev.TopicConfigs(tp.Topic), w.cfg) {
 				p.Reconfigure(PartitionConfig(eff, w.cfg, m.fs, m.lg))
 			}
@@ -289,6 +304,7 @@ func (m *Manager) Apply(prev, next *metadata.Image) {
 		}
 		m.mu.Unlock()
 	}
+	m.applyRoles(next)
 	m.markApplied(next.AppliedIndex())
 }
 
@@ -490,6 +506,7 @@ func (m *Manager) removeOrphans(want map[TP]wanted) {
 
 // Close closes every hosted partition (each syncs its log).
 func (m *Manager) Close() error {
+	m.closeFetchers()
 	m.mu.Lock()
 	parts := m.mu.parts
 	m.mu.parts = make(map[TP]*partition.Partition)
