@@ -20,7 +20,7 @@ func handleDescribeProducers(ctx context.Context, h *Handlers, req *Request) (Re
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
-			p, err := h.Replicas.Get(rt.Topic, idx)
+			p, err := h.leader(rt.Topic, idx)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				st.Partitions = append(st.Partitions, sp)

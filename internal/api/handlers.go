@@ -8,6 +8,7 @@ import (
 	"github.com/poste-io/poste/internal/controller"
 	"github.com/poste-io/poste/internal/group"
 	"github.com/poste-io/poste/internal/metadata"
+	"github.com/poste-io/poste/internal/partition"
 	"github.com/poste-io/poste/internal/replica"
 	"github.com/poste-io/poste/internal/txn"
 )
@@ -24,7 +25,10 @@ type Deps struct {
 	// Channel reaches the active controller when it is another node (nil on a single node):
 	// admin requests are forwarded through it.
 	Channel *cluster.Channel
-	Logger  *slog.Logger
+	// Peers reaches other brokers (nil on a single node): transactional checks and offsets
+	// for a transaction coordinated elsewhere.
+	Peers  *cluster.Peers
+	Logger *slog.Logger
 }
 
 // Handlers serves every registered API. It holds no mutable state of its own: each handler
@@ -56,4 +60,18 @@ func (h *Handlers) advertised(listener string) (string, int32) {
 		return ls[0].Host, int32(ls[0].Port)
 	}
 	return "localhost", 9092
+}
+
+// leader returns the hosted partition if this broker leads it: requests that only a leader
+// answers (ListOffsets, OffsetForLeaderEpoch, DescribeProducers) get NOT_LEADER_OR_FOLLOWER
+// from a follower, and the client refreshes its metadata.
+func (h *Handlers) leader(topic string, index int32) (*partition.Partition, error) {
+	p, err := h.Replicas.Get(topic, index)
+	if err != nil {
+		return nil, err
+	}
+	if !p.IsLeader() {
+		return nil, partition.ErrNotLeader
+	}
+	return p, nil
 }

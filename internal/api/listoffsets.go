@@ -29,7 +29,7 @@ func handleListOffsets(_ context.Context, h *Handlers, req *Request) (Response, 
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-			p, err := h.Replicas.Get(rt.Topic, rp.Partition)
+			p, err := h.leader(rt.Topic, rp.Partition)
 			if err != nil {
 				sp.ErrorCode = errCode(err)
 				st.Partitions = append(st.Partitions, sp)

@@ -40,7 +40,7 @@ func handleOffsetForLeaderEpoch(_ context.Context, h *Handlers, req *Request) (R
 // offsetForLeaderEpoch fills one partition's answer and returns its error code.
 func (h *Handlers) offsetForLeaderEpoch(topic string, rp *kmsg.OffsetForLeaderEpochRequestTopicPartition,
 	version int16, sp *kmsg.OffsetForLeaderEpochResponseTopicPartition) int16 {
-	p, err := h.Replicas.Get(topic, rp.Partition)
+	p, err := h.leader(topic, rp.Partition)
 	if err != nil {
 		return errCode(err)
 	}

@@ -141,6 +141,20 @@ func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records [
 	if h.Txns == nil {
 		return kerr.CoordinatorNotAvailable.Code
 	}
+	node, addr, local, ok := h.txnCoordinator(id)
+	if !ok {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	if !local {
+		switch code := h.verifyRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition); code {
+		case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
+			return kerr.InvalidProducerEpoch.Code
+		case kerr.InvalidProducerIDMapping.Code:
+			return kerr.InvalidTxnState.Code
+		default:
+			return code
+		}
+	}
 	err = awaitResult(func(cb func(error)) {
 		h.Txns.Verify(id, hd.ProducerID, hd.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
 	})()

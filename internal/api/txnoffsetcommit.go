@@ -54,8 +54,20 @@ func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Resp
 			pg.Offsets[txn.TopicPartition{Topic: rt.Topic, Partition: rp.Partition}] = o
 		}
 	}
+	// In a cluster the group's coordinator (this broker, where clients send TxnOffsetCommit)
+	// checks the member, and the transaction's coordinator keeps the offsets until the
+	// transaction ends: a request for a transaction coordinated elsewhere is passed on once
+	// checked here, and one passed on to us is not checked again.
+	node, addr, localTxn, ok := h.txnCoordinator(r.TransactionalID)
+	if !ok {
+		return answer(kerr.CoordinatorNotAvailable.Code), nil
+	}
+	localGroup := h.Peers == nil
+	if gp, ok := h.Groups.PartitionFor(r.Group); ok && !localGroup {
+		_, _, localGroup, _ = h.leaderOf(group.OffsetsTopic, gp)
+	}
 	var validate func() error
-	if pg.Generation >= 0 {
+	if pg.Generation >= 0 && localGroup {
 		// An empty commit checks the member and generation without writing anything.
 		validate = awaitResult(func(cb func(error)) {
 			h.Groups.Commit(group.CommitRequest{Group: r.Group, Generation: pg.Generation, MemberID: pg.MemberID,
@@ -67,6 +79,17 @@ func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Resp
 			if err := validate(); err != nil {
 				return answer(errCode(err))
 			}
+		}
+		if !localTxn {
+			ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+			defer cancel()
+			kresp, err := h.Peers.Request(ctx, node, addr, r)
+			if err != nil {
+				return answer(kerr.CoordinatorNotAvailable.Code)
+			}
+			resp := kresp.(*kmsg.TxnOffsetCommitResponse)
+			resp.SetVersion(req.Version)
+			return resp
 		}
 		err := awaitResult(func(cb func(error)) {
 			h.Txns.CommitOffsets(r.TransactionalID, r.ProducerID, r.ProducerEpoch, pg, cb)

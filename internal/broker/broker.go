@@ -216,6 +216,14 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		closeLns()
 		return nil, fmt.Errorf("waiting to be unfenced by the controller: %w", err)
 	}
+	// The controller said so; serve once this node's own metadata says so too.
+	for bi := b.store.Image().Broker(cfg.NodeID); bi == nil || bi.Fenced; bi = b.store.Image().Broker(cfg.NodeID) {
+		if rctx.Err() != nil {
+			closeLns()
+			return nil, fmt.Errorf("waiting for the unfencing to reach this node: %w", rctx.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err := b.replicas.WaitApplied(rctx, b.store.Image().AppliedIndex()); err != nil {
 		closeLns()
 		return nil, err
@@ -238,6 +246,10 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	}, nil, lg)
 	b.store.Watch(b.groups.Apply)
 
+	peer := peerFinder{store: b.store, self: cfg.NodeID, listener: b.cfg.InterBrokerListener}
+	if len(cfg.Voters) > 0 {
+		peer.peers = &b.peers
+	}
 	pids := txn.NewProducerIDs(func(ctx context.Context, n int64) (int64, error) {
 		return b.router.AllocateProducerIDs(ctx, cfg.NodeID, n)
 	})
@@ -250,7 +262,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 				return nil, err
 			}
 			return p, nil
-		}, pids, markerWriter{replicas: b.replicas, store: b.store, peers: &b.peers, listener: b.cfg.InterBrokerListener}, offsetCommitter{b.groups}, nil, lg)
+		}, pids, markerWriter{replicas: b.replicas, peer: peer}, offsetCommitter{groups: b.groups, peer: peer}, nil, lg)
 	b.store.Watch(b.txns.Apply)
 
 	h := api.NewHandlers(api.Deps{
@@ -262,6 +274,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		Groups:      b.groups,
 		Txns:        b.txns,
 		Channel:     b.channel,
+		Peers:       peer.peers,
 		Logger:      lg,
 	})
 	b.srv = server.New(server.Config{MaxRequestBytes: cfg.SocketRequestMaxBytes, Logger: lg.With("component", "server")}, h)
@@ -318,14 +331,12 @@ func deref(s *string) string {
 // the others with WriteTxnMarkers to their leader.
 type markerWriter struct {
 	replicas *replica.Manager
-	store    *metadata.Store
-	peers    *cluster.Peers
-	listener string // inter-broker listener
+	peer     peerFinder
 }
 
 func (w markerWriter) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
 	p, err := w.replicas.Get(tp.Topic, tp.Partition)
-	if errors.Is(err, replica.ErrNotReplica) || err == nil && !p.IsLeader() {
+	if w.peer.peers != nil && (errors.Is(err, replica.ErrNotReplica) || err == nil && !p.IsLeader()) {
 		return w.writeRemote(tp, pid, epoch, commit, coordinatorEpoch)
 	}
 	if errors.Is(err, replica.ErrNotHosted) {
@@ -346,24 +357,9 @@ func (w markerWriter) WriteMarker(tp txn.TopicPartition, pid int64, epoch int16,
 
 // writeRemote sends one marker to the partition's leader and waits for its answer.
 func (w markerWriter) writeRemote(tp txn.TopicPartition, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
-	img := w.store.Image()
-	t := img.Topic(tp.Topic)
-	if t == nil || int(tp.Partition) >= len(t.Partitions) {
-		return txn.ErrPartitionGone
-	}
-	leader := t.Partitions[tp.Partition].Leader
-	b := img.Broker(leader)
-	if leader < 0 || b == nil {
-		return fmt.Errorf("partition %s-%d has no leader", tp.Topic, tp.Partition)
-	}
-	addr := ""
-	for _, e := range b.Endpoints {
-		if e.Name == w.listener {
-			addr = net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
-		}
-	}
-	if addr == "" {
-		return fmt.Errorf("leader %d has no %s endpoint", leader, w.listener)
+	leader, addr, _, err := w.peer.leaderOf(tp.Topic, tp.Partition)
+	if err != nil {
+		return err
 	}
 	req := kmsg.NewPtrWriteTxnMarkersRequest()
 	m := kmsg.NewWriteTxnMarkersRequestMarker()
@@ -374,7 +370,7 @@ func (w markerWriter) writeRemote(tp txn.TopicPartition, pid int64, epoch int16,
 	req.Markers = append(req.Markers, m)
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
-	kresp, err := w.peers.Request(ctx, leader, addr, req)
+	kresp, err := w.peer.peers.Request(ctx, leader, addr, req)
 	if err != nil {
 		return err
 	}
@@ -395,10 +391,21 @@ func (w markerWriter) writeRemote(tp txn.TopicPartition, pid int64, epoch int16,
 	return fmt.Errorf("no answer for %s-%d from broker %d", tp.Topic, tp.Partition, leader)
 }
 
-// offsetCommitter makes a committed transaction's offsets the group's committed offsets.
-type offsetCommitter struct{ groups *group.Coordinator }
+// offsetCommitter makes a committed transaction's offsets the group's committed offsets:
+// through the group coordinator here, or with an OffsetCommit to the broker that coordinates
+// the group.
+type offsetCommitter struct {
+	groups *group.Coordinator
+	peer   peerFinder
+}
 
 func (c offsetCommitter) CommitTxnOffsets(pg txn.PendingGroup, cb func(error)) {
+	if p, ok := c.groups.PartitionFor(pg.Group); ok && c.peer.peers != nil {
+		if node, addr, local, err := c.peer.leaderOf(group.OffsetsTopic, p); err == nil && !local {
+			go func() { cb(c.commitRemote(node, addr, pg)) }()
+			return
+		}
+	}
 	req := group.CommitRequest{Group: pg.Group, Generation: pg.Generation, MemberID: pg.MemberID, InstanceID: pg.InstanceID}
 	offs := make([]group.CommitOffset, 0, len(pg.Offsets))
 	for tp, o := range pg.Offsets {
@@ -411,6 +418,74 @@ func (c offsetCommitter) CommitTxnOffsets(pg txn.PendingGroup, cb func(error)) {
 		}
 		cb(err)
 	})
+}
+
+func (c offsetCommitter) commitRemote(node int32, addr string, pg txn.PendingGroup) error {
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation, req.MemberID, req.InstanceID = pg.Group, pg.Generation, pg.MemberID, pg.InstanceID
+	byTopic := map[string]int{}
+	for tp, o := range pg.Offsets {
+		i, ok := byTopic[tp.Topic]
+		if !ok {
+			t := kmsg.NewOffsetCommitRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+			i = len(req.Topics) - 1
+			byTopic[tp.Topic] = i
+		}
+		p := kmsg.NewOffsetCommitRequestTopicPartition()
+		p.Partition, p.Offset, p.LeaderEpoch = tp.Partition, o.Offset, o.LeaderEpoch
+		md := o.Metadata
+		p.Metadata = &md
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kresp, err := c.peer.peers.Request(ctx, node, addr, req)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range kresp.(*kmsg.OffsetCommitResponse).Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				errs = append(errs, fmt.Errorf("%s-%d: %w", t.Topic, p.Partition, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// peerFinder locates the leader of a partition among the brokers.
+type peerFinder struct {
+	store    *metadata.Store
+	peers    *cluster.Peers // nil on a single node
+	self     int32
+	listener string // inter-broker listener
+}
+
+// leaderOf returns the leader of topic-partition, its inter-broker address, and whether it is
+// this broker.
+func (f peerFinder) leaderOf(topic string, partition int32) (int32, string, bool, error) {
+	img := f.store.Image()
+	t := img.Topic(topic)
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return -1, "", false, txn.ErrPartitionGone
+	}
+	leader := t.Partitions[partition].Leader
+	if leader == f.self {
+		return leader, "", true, nil
+	}
+	b := img.Broker(leader)
+	if leader < 0 || b == nil {
+		return leader, "", false, fmt.Errorf("partition %s-%d has no leader", topic, partition)
+	}
+	for _, e := range b.Endpoints {
+		if e.Name == f.listener {
+			return leader, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), false, nil
+		}
+	}
+	return leader, "", false, fmt.Errorf("leader %d has no %s endpoint", leader, f.listener)
 }
 
 // groupConfig derives the group coordinator's configuration from the broker's.
@@ -532,3 +607,6 @@ func lockDir(dir string) (*os.File, error) {
 
 // Replicas returns the broker's partition manager (tests inspect replicas through it).
 func (b *Broker) Replicas() *replica.Manager { return b.replicas }
+
+// Metadata returns the broker's metadata store (tests read the image through it).
+func (b *Broker) Metadata() *metadata.Store { return b.store }

@@ -34,8 +34,8 @@ type Node struct {
 	voters   string
 }
 
-// StartCluster starts n brokers (ids 1..n) with extra config overrides for all of them and
-// waits until every one is serving.
+// StartCluster starts n brokers (ids 1..n) with extra config overrides for all of them ("{id}"
+// in a value becomes the node's id) and waits until every one is serving.
 func StartCluster(t testing.TB, n int, extra map[string]string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
@@ -85,7 +85,7 @@ func (nd *Node) start() error {
 		"log.dirs":                 nd.Dir,
 	}
 	for k, v := range nd.extra {
-		ov[k] = v
+		ov[k] = strings.ReplaceAll(v, "{id}", strconv.Itoa(int(nd.ID)))
 	}
 	cfg, _, err := config.Load("", nil, ov)
 	if err != nil {

@@ -1,0 +1,85 @@
+package api
+
+// Requests a broker sends to its peers for its clients in a cluster: the transactional checks
+// and offsets that belong to the transaction coordinator of another broker.
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/poste-io/poste/internal/txn"
+)
+
+// peerTimeout bounds one request to a peer broker.
+const peerTimeout = 30 * time.Second
+
+// leaderOf returns the leader of a partition of topic and its inter-broker address; local
+// reports that it is this broker.
+func (h *Handlers) leaderOf(topic string, partition int32) (id int32, addr string, local bool, ok bool) {
+	img := h.Meta.Image()
+	t := img.Topic(topic)
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return -1, "", false, false
+	}
+	id = t.Partitions[partition].Leader
+	if id == h.Config.NodeID {
+		return id, "", true, true
+	}
+	b := img.Broker(id)
+	if id < 0 || b == nil {
+		return id, "", false, false
+	}
+	for _, e := range b.Endpoints {
+		if e.Name == h.Config.InterBrokerListener {
+			return id, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), false, true
+		}
+	}
+	return id, "", false, false
+}
+
+// txnCoordinator finds the broker coordinating a transactional id: local, or its address.
+func (h *Handlers) txnCoordinator(id string) (node int32, addr string, local bool, ok bool) {
+	if h.Peers == nil || h.Txns == nil {
+		return h.Config.NodeID, "", true, true
+	}
+	p, ok := h.Txns.PartitionFor(id)
+	if !ok {
+		return -1, "", false, false
+	}
+	return h.leaderOf(txn.StateTopic, p)
+}
+
+// verifyRemote asks the transaction coordinator on another broker whether a partition is in
+// the producer's transaction (AddPartitionsToTxn in its verification form, KIP-890).
+func (h *Handlers) verifyRemote(node int32, addr, id string, pid int64, epoch int16, topic string, partition int32) int16 {
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = id, pid, epoch, true
+	tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
+	tt.Topic, tt.Partitions = topic, []int32{partition}
+	tr.Topics = append(tr.Topics, tt)
+	req.Transactions = append(req.Transactions, tr)
+	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+	defer cancel()
+	kresp, err := h.Peers.Request(ctx, node, addr, req)
+	if err != nil {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	resp := kresp.(*kmsg.AddPartitionsToTxnResponse)
+	if resp.ErrorCode != 0 {
+		return resp.ErrorCode
+	}
+	for _, t := range resp.Transactions {
+		for _, rt := range t.Topics {
+			for _, rp := range rt.Partitions {
+				return rp.ErrorCode
+			}
+		}
+	}
+	return kerr.UnknownServerError.Code
+}
