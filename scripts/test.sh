@@ -21,7 +21,7 @@ go test -count=1 -timeout 20m ./...
 echo "== race detector on the concurrent packages"
 go test -count=1 -race -timeout 20m \
   ./internal/vfs/... ./internal/log/... ./internal/partition/... ./internal/metadata/... \
-  ./internal/controller/... ./internal/replica/... ./internal/server/... ./internal/api/... \
+  ./internal/controller/... ./internal/replica/... ./internal/cluster/... ./internal/server/... ./internal/api/... \
   ./internal/coord/... ./internal/group/... ./internal/txn/... ./pkg/streams/... \
   ./test/e2e/...
 

@@ -231,6 +231,9 @@ func (f *fetch) watch(ch chan struct{}) {
 		for j := range rt.Partitions {
 			if p, err := f.h.Replicas.Get(name, rt.Partitions[j].Partition); err == nil {
 				p.Watch(ch)
+				if f.replica >= 0 {
+					p.WatchAppend(ch) // a follower wants data before the high watermark shows it
+				}
 			}
 		}
 	}

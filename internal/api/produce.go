@@ -13,8 +13,11 @@ package api
 // transaction (KIP-890 part 1), so a late or stray write can never open a transaction that no
 // coordinator will close. Refused with INVALID_TXN_STATE, or INVALID_PRODUCER_EPOCH when the
 // producer was fenced.
-// acks=0 gets no response at all; acks=1 and acks=-1 are answered once the batch is
-// committed, which on a single node means fsynced (log.flush.policy=always). Two stages: the
+// acks=0 gets no response at all; acks=1 is answered once the leader's own log has the batch
+// (fsynced under log.flush.policy=always), acks=-1 once the high watermark covers it — on
+// every in-sync replica; below min.insync.replicas it is refused (NOT_ENOUGH_REPLICAS), and an
+// ISR that shrank below it while the batch was being replicated gives
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND. On a single node both mean fsynced here. Two stages: the
 // append happens in request order on the connection's reader; the wait for the fsync happens
 // on its writer, so pipelined requests overlap their fsyncs and are answered in order.
 
@@ -117,7 +120,13 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 	deadline := time.Now().Add(timeout)
 	return DeferFunc(func() Response {
 		for _, pa := range pending {
-			if err := pa.p.AwaitCommitted(pa.end, deadline); err != nil {
+			await := pa.p.AwaitCommitted
+			if !pa.all {
+				// acks=1: the leader's own log has it (fsynced under log.flush.policy=always);
+				// the followers are not waited for, as in Kafka.
+				await = pa.p.AwaitLocal
+			}
+			if err := await(pa.end, deadline); err != nil {
 				pa.resp.ErrorCode = errCode(err)
 				pa.resp.BaseOffset = -1
 			} else if pa.all && !pa.p.EnoughReplicas() {

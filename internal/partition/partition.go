@@ -144,6 +144,13 @@ type Partition struct {
 
 	wmu      sync.Mutex
 	watchers []chan struct{} // signalled and cleared whenever hw moves or the partition fails
+	// appendWatchers are signalled and cleared after every append (follower fetches waiting
+	// at the leader for new data, which the high watermark does not show yet).
+	appendWatchers []chan struct{}
+	// local mirrors mu.localEnd for waiters that do not take mu (AwaitLocal).
+	local atomic.Int64
+	// hasLocalWaiters is set while an AwaitLocal waits, so that localEnd moves wake it.
+	hasLocalWaiters atomic.Bool
 
 	flushReq chan struct{}
 	closing  chan struct{}
@@ -175,6 +182,7 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
 	p.mu.localEnd = l.EndOffset()
+	p.local.Store(p.mu.localEnd)
 	onDisk := p.loadEpochsLocked()
 	if err := p.rebuildStateLocked(); err != nil {
 		l.Close()
@@ -293,6 +301,29 @@ func (p *Partition) afterAppendLocked(end int64) {
 	} else {
 		p.setLocalEndLocked(end)
 	}
+	p.notifyAppend()
+}
+
+// notifyAppend wakes the waiters registered with WatchAppend.
+func (p *Partition) notifyAppend() {
+	p.wmu.Lock()
+	ws := p.appendWatchers
+	p.appendWatchers = nil
+	p.wmu.Unlock()
+	for _, ch := range ws {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WatchAppend registers ch (buffered) to be signalled once, after the next append; as with
+// Watch, callers re-check after registering.
+func (p *Partition) WatchAppend(ch chan struct{}) {
+	p.wmu.Lock()
+	p.appendWatchers = append(p.appendWatchers, ch)
+	p.wmu.Unlock()
 }
 
 // requestFlush wakes the flusher.
@@ -309,6 +340,10 @@ func (p *Partition) setLocalEndLocked(end int64) {
 	end = min(end, p.log.EndOffset())
 	if end > p.mu.localEnd {
 		p.mu.localEnd = end
+		p.local.Store(end)
+		if p.hasLocalWaiters.Load() {
+			p.notify()
+		}
 	}
 	p.updateHWLocked()
 }
@@ -463,6 +498,51 @@ func (p *Partition) AwaitCommitted(off int64, deadline time.Time) error {
 			p.Watch(ch)
 		case <-timer.C:
 			if p.hw.Load() >= off && p.fence.Load() == fence {
+				return nil
+			}
+			return ErrTimeout
+		case <-p.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// AwaitLocal waits until this replica's own log has committed everything below off — fsynced
+// under FlushAlways, written otherwise — without waiting for the followers: what acks=1 means.
+// Like AwaitCommitted it fails with ErrNotLeader if leadership is lost meanwhile.
+func (p *Partition) AwaitLocal(off int64, deadline time.Time) error {
+	fence := p.fence.Load()
+	if !p.leader.Load() {
+		return ErrNotLeader
+	}
+	var ch chan struct{}
+	var timer *time.Timer
+	for {
+		switch {
+		case p.fence.Load() != fence:
+			return ErrNotLeader
+		case p.local.Load() >= off:
+			return nil
+		case p.failed.Load():
+			return ErrStorage
+		}
+		if ch == nil {
+			ch = make(chan struct{}, 1)
+			d := time.Until(deadline)
+			if d <= 0 {
+				return ErrTimeout
+			}
+			timer = time.NewTimer(d)
+			defer timer.Stop()
+			p.hasLocalWaiters.Store(true)
+			p.Watch(ch)
+			continue // re-check after registering
+		}
+		select {
+		case <-ch:
+			p.Watch(ch)
+		case <-timer.C:
+			if p.local.Load() >= off && p.fence.Load() == fence {
 				return nil
 			}
 			return ErrTimeout

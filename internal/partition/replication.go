@@ -715,6 +715,7 @@ func (p *Partition) afterTruncateLocked(reset bool) error {
 	if reset {
 		p.mu.localEnd = end
 	}
+	p.local.Store(p.mu.localEnd)
 	if p.mu.rep.leaderHW > end {
 		p.mu.rep.leaderHW = end
 	}

@@ -864,3 +864,30 @@ func FuzzParseFollowerPayload(f *testing.F) {
 		}
 	})
 }
+
+// TestAwaitLocalAndAppendWatch: acks=1 (AwaitLocal) is answered once the leader's own log has
+// the batch, while acks=all (AwaitCommitted) waits for the ISR; an append wakes the waiters
+// registered with WatchAppend even though the high watermark did not move.
+func TestAwaitLocalAndAppendWatch(t *testing.T) {
+	fs := vfs.NewMem()
+	p := openNode(t, fs, 1, testConfig(fs))
+	mustLead(t, p, 1, LeaderState{LeaderEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1, 2}, MinISR: 1}, t0)
+	ch := make(chan struct{}, 1)
+	p.WatchAppend(ch)
+	res := mustAppend(t, p, batch(t, 3, -1, 0, 0))
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an append did not wake the append watcher")
+	}
+	if err := p.AwaitLocal(res.LastOffset+1, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatalf("AwaitLocal: %v", err)
+	}
+	if err := p.AwaitCommitted(res.LastOffset+1, time.Now().Add(50*time.Millisecond)); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("AwaitCommitted before the follower fetched: %v, want %v", err, ErrTimeout)
+	}
+	mustFetch(t, p, 2, res.LastOffset+1, t0)
+	if err := p.AwaitCommitted(res.LastOffset+1, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatalf("AwaitCommitted after the follower fetched: %v", err)
+	}
+}
