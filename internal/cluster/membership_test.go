@@ -62,7 +62,9 @@ func (f *fakeController) AlterPartition(context.Context, int32, int64, []control
 	return nil
 }
 
-func (f *fakeController) AllocateProducerIDs(context.Context, int32, int64) (int64, error) { return 0, nil }
+func (f *fakeController) AllocateProducerIDs(context.Context, int32, int64) (int64, error) {
+	return 0, nil
+}
 
 func (f *fakeController) set(fn func(f *fakeController)) {
 	f.mu.Lock()
