@@ -1,4 +1,5 @@
-// Command poste is the Poste broker (`poste serve`) and its client tools.
+// Command poste is the Poste broker (`poste serve`), a local development cluster
+// (`poste dev cluster`) and the client tools.
 package main
 
 import (
@@ -11,6 +12,6 @@ import (
 
 func main() {
 	root := cli.NewRoot()
-	root.AddCommand(broker.ServeCommand())
+	root.AddCommand(broker.ServeCommand(), broker.DevCommand())
 	os.Exit(cli.Execute(context.Background(), root))
 }

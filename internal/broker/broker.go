@@ -115,10 +115,18 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	c.AdvertisedListeners = adv
 	b.cfg = &c
 
-	// A controller listener carries the quorum's raft traffic beside Kafka requests.
+	// A controller listener carries the quorum's raft traffic beside Kafka requests; a
+	// broker-only node receives the metadata log as a raft observer on its first advertised
+	// listener (the address it registers first).
 	var raftLn net.Listener
-	if len(cfg.Voters) > 0 && cfg.Controller {
-		i := slices.IndexFunc(cfg.Listeners, func(l config.Listener) bool { return l.Name == cfg.ControllerListeners[0] })
+	if len(cfg.Voters) > 0 {
+		var name string
+		if cfg.Controller {
+			name = cfg.ControllerListeners[0]
+		} else {
+			name = adv[0].Name
+		}
+		i := slices.IndexFunc(cfg.Listeners, func(l config.Listener) bool { return l.Name == name })
 		var kafkaLn net.Listener
 		raftLn, kafkaLn = metadata.SplitListener(lns[i])
 		lns[i] = kafkaLn
@@ -197,36 +205,13 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		closeLns()
 		return nil, err
 	}
-	// Register and wait to be unfenced: the controller then gives this broker back the
-	// leaderships it can take, and serving starts once those are applied.
 	rctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	b.member, err = cluster.StartMembership(rctx, cluster.MembershipConfig{
-		Registration: registration(b.cfg),
-		Interval:     time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
-		Applied:      b.replicas.AppliedIndex,
-		Controller:   b.router,
-		Logger:       lg.With("component", "membership"),
-	})
-	if err != nil {
-		closeLns()
-		return nil, fmt.Errorf("registering broker: %w", err)
-	}
-	if err := b.member.WaitUnfenced(rctx); err != nil {
-		closeLns()
-		return nil, fmt.Errorf("waiting to be unfenced by the controller: %w", err)
-	}
-	// The controller said so; serve once this node's own metadata says so too.
-	for bi := b.store.Image().Broker(cfg.NodeID); bi == nil || bi.Fenced; bi = b.store.Image().Broker(cfg.NodeID) {
-		if rctx.Err() != nil {
+	if cfg.BrokerRole {
+		if err := b.register(rctx); err != nil {
 			closeLns()
-			return nil, fmt.Errorf("waiting for the unfencing to reach this node: %w", rctx.Err())
+			return nil, err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if err := b.replicas.WaitApplied(rctx, b.store.Image().AppliedIndex()); err != nil {
-		closeLns()
-		return nil, err
 	}
 	cctx, cancel := context.WithCancel(context.Background())
 	b.stopCleaner, b.cleanerDone = cancel, make(chan struct{})
@@ -284,6 +269,36 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	}
 	lg.Info("broker started", "node.id", cfg.NodeID, "cluster.id", b.store.Image().ClusterID(), "log.dirs", cfg.LogDirs)
 	return b, nil
+}
+
+// register registers this broker with the active controller and waits to be unfenced: the
+// controller then gives it back the leaderships it can take, and serving starts once those
+// are applied here.
+func (b *Broker) register(ctx context.Context) error {
+	cfg := b.cfg
+	rctx := ctx
+	var err error
+	b.member, err = cluster.StartMembership(rctx, cluster.MembershipConfig{
+		Registration: registration(b.cfg),
+		Interval:     time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
+		Applied:      b.replicas.AppliedIndex,
+		Controller:   b.router,
+		Logger:       b.log.With("component", "membership"),
+	})
+	if err != nil {
+		return fmt.Errorf("registering broker: %w", err)
+	}
+	if err := b.member.WaitUnfenced(rctx); err != nil {
+		return fmt.Errorf("waiting to be unfenced by the controller: %w", err)
+	}
+	// The controller said so; serve once this node's own metadata says so too.
+	for bi := b.store.Image().Broker(cfg.NodeID); bi == nil || bi.Fenced; bi = b.store.Image().Broker(cfg.NodeID) {
+		if rctx.Err() != nil {
+			return fmt.Errorf("waiting for the unfencing to reach this node: %w", rctx.Err())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return b.replicas.WaitApplied(rctx, b.store.Image().AppliedIndex())
 }
 
 // startTimeout bounds the wait for the quorum, the registration and the unfencing at start.

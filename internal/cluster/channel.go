@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,8 +27,10 @@ var ErrNoController = errors.New("no active controller")
 // the possibly new leader) after a transport error until ctx ends. Safe for concurrent use.
 type Channel struct {
 	addrs  map[int32]string
+	ids    []int32 // the voters, sorted
 	leader func() (int32, bool)
 	lg     *slog.Logger
+	next   atomic.Uint32 // the voter to try next when the leader is unknown
 
 	mu struct {
 		sync.Mutex
@@ -39,6 +43,10 @@ type Channel struct {
 // listener); leader names the current active controller.
 func NewChannel(voters map[int32]string, leader func() (int32, bool), lg *slog.Logger) *Channel {
 	c := &Channel{addrs: voters, leader: leader, lg: lg}
+	for id := range voters {
+		c.ids = append(c.ids, id)
+	}
+	slices.Sort(c.ids)
 	c.mu.clients = make(map[int32]*kgo.Client)
 	return c
 }
@@ -65,13 +73,19 @@ func (c *Channel) client(id int32) (*kgo.Client, error) {
 	return cl, nil
 }
 
-// Request sends req to the active controller and returns its response. Transport errors
-// and an unknown leader are retried every 50 ms until ctx ends; errors inside the response
-// (NOT_CONTROLLER included) are the caller's to read.
+// Request sends req to the active controller and returns its response. When this node does
+// not know the leader (a broker that is not yet an observer of the quorum), the voters are
+// tried in turn; one that is not the leader answers NOT_CONTROLLER and the caller retries.
+// Transport errors are retried every 50 ms until ctx ends; errors inside the response are the
+// caller's to read.
 func (c *Channel) Request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	var last error = ErrNoController
 	for {
-		if id, ok := c.leader(); ok {
+		id, ok := c.leader()
+		if !ok && len(c.ids) > 0 {
+			id, ok = c.ids[int(c.next.Add(1))%len(c.ids)], true
+		}
+		if ok {
 			cl, err := c.client(id)
 			if err != nil {
 				return nil, err

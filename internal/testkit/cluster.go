@@ -32,18 +32,33 @@ type Node struct {
 	B        *broker.Broker
 	extra    map[string]string
 	voters   string
+	roles    string
 }
 
-// StartCluster starts n brokers (ids 1..n) with extra config overrides for all of them ("{id}"
-// in a value becomes the node's id) and waits until every one is serving.
+// StartCluster starts n nodes with both roles; see StartClusterRoles.
 func StartCluster(t testing.TB, n int, extra map[string]string) *Cluster {
+	t.Helper()
+	roles := make([]string, n)
+	for i := range roles {
+		roles[i] = "broker,controller"
+	}
+	return StartClusterRoles(t, roles, extra)
+}
+
+// StartClusterRoles starts one node per entry of roles (process.roles of node i+1); the
+// nodes with the controller role are the voters. with extra config overrides for all of them ("{id}"
+// in a value becomes the node's id) and waits until every one is serving.
+func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	var voters []string
+	n := len(roles)
 	for i := 1; i <= n; i++ {
-		nd := &Node{c: c, ID: int32(i), Dir: t.TempDir(), Addr: freeAddr(t), CtrlAddr: freeAddr(t), extra: extra}
+		nd := &Node{c: c, ID: int32(i), Dir: t.TempDir(), Addr: freeAddr(t), CtrlAddr: freeAddr(t), extra: extra, roles: roles[i-1]}
 		c.Nodes = append(c.Nodes, nd)
-		voters = append(voters, fmt.Sprintf("%d@%s", i, nd.CtrlAddr))
+		if strings.Contains(nd.roles, "controller") {
+			voters = append(voters, fmt.Sprintf("%d@%s", i, nd.CtrlAddr))
+		}
 	}
 	for _, nd := range c.Nodes {
 		nd.voters = strings.Join(voters, ",")
@@ -80,9 +95,17 @@ func freeAddr(t testing.TB) string {
 func (nd *Node) start() error {
 	ov := map[string]string{
 		"node.id":                  strconv.Itoa(int(nd.ID)),
-		"listeners":                "PLAINTEXT://" + nd.Addr + ",CONTROLLER://" + nd.CtrlAddr,
+		"process.roles":            nd.roles,
 		"controller.quorum.voters": nd.voters,
 		"log.dirs":                 nd.Dir,
+	}
+	switch nd.roles {
+	case "broker":
+		ov["listeners"] = "PLAINTEXT://" + nd.Addr
+	case "controller":
+		ov["listeners"] = "CONTROLLER://" + nd.CtrlAddr
+	default:
+		ov["listeners"] = "PLAINTEXT://" + nd.Addr + ",CONTROLLER://" + nd.CtrlAddr
 	}
 	for k, v := range nd.extra {
 		ov[k] = strings.ReplaceAll(v, "{id}", strconv.Itoa(int(nd.ID)))
@@ -99,11 +122,13 @@ func (nd *Node) start() error {
 	return nil
 }
 
-// Addrs returns every node's client address (seed brokers).
+// Addrs returns the client address of every node with the broker role (seed brokers).
 func (c *Cluster) Addrs() []string {
-	out := make([]string, len(c.Nodes))
-	for i, nd := range c.Nodes {
-		out[i] = nd.Addr
+	var out []string
+	for _, nd := range c.Nodes {
+		if nd.roles != "controller" {
+			out = append(out, nd.Addr)
+		}
 	}
 	return out
 }

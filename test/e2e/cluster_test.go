@@ -168,3 +168,35 @@ func replicaContent(t *testing.T, nd *testkit.Node, topic string, partition int3
 	}
 	return out
 }
+
+// TestClusterSeparateRoles: a controller-only node is the whole metadata quorum and two
+// broker-only nodes follow its log as observers; topics replicate between the brokers and
+// admin requests sent to a broker are forwarded to the controller.
+func TestClusterSeparateRoles(t *testing.T) {
+	c := testkit.StartClusterRoles(t, []string{"controller", "broker", "broker"}, nil)
+	all := kgo.SeedBrokers(c.Addrs()...)
+	adm := kadm.NewClient(client(t, c.Addrs()[0], all))
+	ctx := ctxT(t)
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 2 {
+		t.Fatalf("metadata lists brokers %v, want the two broker-only nodes", md.Brokers)
+	}
+	const topic = "split-roles"
+	if _, err := adm.CreateTopic(ctx, 2, 2, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a full ISR", 15*time.Second, func() bool { ok, _ := fullISR(ctx, adm, topic); return ok })
+	prod := client(t, c.Addrs()[0], all, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(topic))
+	for i := 0; i < 100; i++ {
+		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := c.Node(1).B.Metadata().Quorum()
+	if len(q.Voters) != 1 || len(q.Observers) != 2 {
+		t.Fatalf("quorum voters %v observers %v, want 1 voter and 2 observers", q.Voters, q.Observers)
+	}
+}
