@@ -66,6 +66,34 @@ func (p *Partition) DeleteRecords(before int64) (int64, error) {
 	return start, nil
 }
 
+// FollowLogStart moves a follower's log start offset up to its leader's (which DeleteRecords
+// or retention moved), never past this replica's high watermark, so a record deleted on the
+// leader does not come back when this replica leads. Only followers call it.
+func (p *Partition) FollowLogStart(leaderStart int64) error {
+	if p.failed.Load() {
+		return ErrStorage
+	}
+	if p.leader.Load() {
+		return ErrNotLeader
+	}
+	target := min(leaderStart, p.hw.Load())
+	if target <= p.log.StartOffset() {
+		return nil
+	}
+	start, err := p.log.AdvanceStartOffset(target)
+	if err != nil {
+		if errors.Is(err, plog.ErrOffsetOutOfRange) {
+			return ErrOffsetOutOfRange
+		}
+		p.fail(err)
+		return ErrStorage
+	}
+	p.mu.Lock()
+	p.dropSnapshotsBelowLocked(start)
+	p.mu.Unlock()
+	return nil
+}
+
 // EnforceRetention rolls the active segment if segment.ms says so, then removes the old
 // segments that retention.ms, retention.bytes or the log start offset condemn, never at or
 // above the high watermark, and the files of segments removed file.delete.delay.ms ago. It

@@ -891,3 +891,39 @@ func TestAwaitLocalAndAppendWatch(t *testing.T) {
 		t.Fatalf("AwaitCommitted after the follower fetched: %v", err)
 	}
 }
+
+// TestFollowLogStart: a follower moves its log start with its leader's, up to its own high
+// watermark; a leader refuses (it uses DeleteRecords).
+func TestFollowLogStart(t *testing.T) {
+	fs := vfs.NewMem()
+	p := openNode(t, fs, 2, neverFlush(fs))
+	if err := p.BecomeFollower(1, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	leader := openNode(t, vfs.NewMem(), 1, testConfig(vfs.NewMem()))
+	mustLead(t, leader, 1, LeaderState{LeaderEpoch: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 1}, t0)
+	for i := 0; i < 3; i++ {
+		mustAppend(t, leader, batch(t, 2, -1, 0, 0))
+	}
+	s, err := leader.ReadForFollower(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, s.Size)
+	if _, err := s.File.ReadAt(data, s.Pos); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AppendAsFollower(data); err != nil {
+		t.Fatal(err)
+	}
+	p.SetFollowerHW(4)
+	if err := p.FollowLogStart(6); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.LogStartOffset(); got != 4 {
+		t.Fatalf("log start %d, want 4 (the follower's high watermark)", got)
+	}
+	if err := leader.FollowLogStart(2); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("leader FollowLogStart: %v, want %v", err, ErrNotLeader)
+	}
+}

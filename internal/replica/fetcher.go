@@ -393,6 +393,11 @@ func (f *fetcher) apply(tp TP, fp *fetchPart, rp *kmsg.FetchResponseTopicPartiti
 		}
 	}
 	p.SetFollowerHW(rp.HighWatermark)
+	if rp.LogStartOffset > p.LogStartOffset() {
+		if err := p.FollowLogStart(rp.LogStartOffset); err != nil {
+			f.lg.Debug("following the leader's log start failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+		}
+	}
 	return nil
 }
 
