@@ -121,10 +121,7 @@ type Partition struct {
 		// snapshots are the offsets of the producer-state snapshots on disk, ascending
 		// (snapshot.go).
 		snapshots []int64
-		// localEnd is what the local log has committed: the durable end offset under
-		// FlushAlways, the log end offset otherwise.
-		localEnd int64
-		rep      replication // leader or follower state (replication.go)
+		rep       replication // leader or follower state (replication.go)
 	}
 
 	// rolled is the base of a segment rolled but not yet snapshotted, or -1; set by the
@@ -147,8 +144,18 @@ type Partition struct {
 	// appendWatchers are signalled and cleared after every append (follower fetches waiting
 	// at the leader for new data, which the high watermark does not show yet).
 	appendWatchers []chan struct{}
-	// local mirrors mu.localEnd for waiters that do not take mu (AwaitLocal).
+	// local is what the local log has committed: the durable end offset under FlushAlways, the
+	// log end offset otherwise. It moves only under hwmu.
 	local atomic.Int64
+	// hwmu orders the moves of local and hw with the role changes that decide how they may
+	// move. It is a leaf, taken under mu, or alone by the flusher's fast path: a leader whose
+	// ISR is itself alone (solo) has HW = local, so its fsyncs commit without waiting for mu,
+	// which appends hold during their write.
+	hwmu sync.Mutex
+	// solo and enough are derived from mu.rep under mu and hwmu (refreshRoleLocked): solo, the
+	// leader's ISR is itself alone with nothing proposed; enough, the ISR has at least
+	// min.insync.replicas members.
+	solo, enough atomic.Bool
 	// hasLocalWaiters is set while an AwaitLocal waits, so that localEnd moves wake it.
 	hasLocalWaiters atomic.Bool
 
@@ -181,8 +188,7 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	p.mu.ongoing = make(map[int64]int64)
 	// Everything that survived recovery is on disk: it is committed.
 	p.hw.Store(l.EndOffset())
-	p.mu.localEnd = l.EndOffset()
-	p.local.Store(p.mu.localEnd)
+	p.local.Store(l.EndOffset())
 	onDisk := p.loadEpochsLocked()
 	if err := p.rebuildStateLocked(); err != nil {
 		l.Close()
@@ -338,14 +344,20 @@ func (p *Partition) requestFlush() {
 // the high watermark if that lets it.
 func (p *Partition) setLocalEndLocked(end int64) {
 	end = min(end, p.log.EndOffset())
-	if end > p.mu.localEnd {
-		p.mu.localEnd = end
+	p.hwmu.Lock()
+	p.raiseLocalHWLocked(end)
+	p.hwmu.Unlock()
+	p.updateHWLocked()
+}
+
+// raiseLocalHWLocked moves local up to end (hwmu held) and wakes AwaitLocal waiters.
+func (p *Partition) raiseLocalHWLocked(end int64) {
+	if end > p.local.Load() {
 		p.local.Store(end)
 		if p.hasLocalWaiters.Load() {
 			p.notify()
 		}
 	}
-	p.updateHWLocked()
 }
 
 // recompress re-encodes a batch with the topic's codec, keeping every header field the
@@ -415,6 +427,15 @@ func (p *Partition) syncLocal() (int64, error) {
 	if p.cfg.FlushPolicy != FlushAlways {
 		return durable, nil
 	}
+	p.hwmu.Lock()
+	if p.solo.Load() && p.fence.Load() == fence {
+		// HW = local: commit without taking mu.
+		p.raiseLocalHWLocked(min(durable, p.log.EndOffset()))
+		p.advanceHWLocked(p.local.Load())
+		p.hwmu.Unlock()
+		return durable, nil
+	}
+	p.hwmu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.fence.Load() != fence {

@@ -85,6 +85,21 @@ func (p *Partition) initLeaderLocked(self int32) {
 		isr: []int32{self}, minISR: 1, followers: map[int32]*followerProgress{}, leaderHW: -1}
 	p.mu.rep.epochStart = p.epochStartLocked()
 	p.leader.Store(true)
+	p.refreshRoleLocked()
+}
+
+// refreshRoleLocked derives solo and enough from mu.rep; every change of the role, the ISR,
+// min.insync.replicas or the proposal calls it (mu held).
+func (p *Partition) refreshRoleLocked() {
+	r := &p.mu.rep
+	solo := r.leader && len(r.isr) == 1 && r.isr[0] == r.self
+	for _, id := range r.proposed {
+		solo = solo && id == r.self
+	}
+	p.hwmu.Lock()
+	p.solo.Store(solo)
+	p.enough.Store(r.leader && len(r.isr) >= r.minISR)
+	p.hwmu.Unlock()
 }
 
 // epochStartLocked returns where the current leader epoch started: its checkpoint entry, or
@@ -127,6 +142,7 @@ func (p *Partition) BecomeLeader(self int32, st LeaderState, now time.Time) erro
 	r.epochStart = p.epochStartLocked()
 	p.syncFollowersLocked(now)
 	p.leader.Store(true)
+	p.refreshRoleLocked()
 	// A former follower may hold appended but unsynced batches: commit them locally.
 	p.afterAppendLocked(p.log.EndOffset())
 	p.updateHWLocked()
@@ -183,6 +199,7 @@ func (p *Partition) BecomeFollower(leader int32, leaderEpoch, partitionEpoch int
 	p.mu.leaderEpoch = leaderEpoch
 	*r = replication{self: r.self, leaderID: leader, partitionEpoch: partitionEpoch, epochStart: -1, leaderHW: -1}
 	p.leader.Store(false)
+	p.refreshRoleLocked()
 	p.fence.Add(1)
 	p.notify()
 	return nil
@@ -215,6 +232,7 @@ func (p *Partition) updateLeaderStateLocked(st LeaderState, now time.Time) {
 	r.replicas, r.isr = slices.Clone(st.Replicas), slices.Clone(st.ISR)
 	r.minISR = st.MinISR
 	r.proposed = nil
+	p.refreshRoleLocked()
 	p.syncFollowersLocked(now)
 	p.updateHWLocked()
 }
@@ -268,11 +286,7 @@ func checkLeaderEpoch(cur, e int32) error {
 // least min.insync.replicas members: acks=all produce checks it before appending
 // (NOT_ENOUGH_REPLICAS) and again once the HW covers the append
 // (NOT_ENOUGH_REPLICAS_AFTER_APPEND).
-func (p *Partition) EnoughReplicas() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.mu.rep.leader && len(p.mu.rep.isr) >= p.mu.rep.minISR
-}
+func (p *Partition) EnoughReplicas() bool { return p.enough.Load() }
 
 // CheckEnoughReplicas is EnoughReplicas as an error: ErrNotLeader on a follower,
 // ErrNotEnoughReplicas below min.insync.replicas, nil otherwise.
@@ -295,11 +309,11 @@ func (p *Partition) updateHWLocked() {
 	r := &p.mu.rep
 	if !r.leader {
 		if r.leaderHW >= 0 {
-			p.advanceHWLocked(min(r.leaderHW, p.mu.localEnd))
+			p.advanceHWLocked(min(r.leaderHW, p.local.Load()))
 		}
 		return
 	}
-	hw := p.mu.localEnd
+	hw := p.local.Load()
 	bound := func(id int32) {
 		if id == r.self {
 			return
@@ -404,6 +418,7 @@ func (p *Partition) ISRUpdate(now time.Time, lagMax time.Duration) (isr []int32,
 	}
 	p.lg.Info("proposing ISR change", "isr", next, "committed", r.isr)
 	r.proposed = next
+	p.refreshRoleLocked()
 	return slices.Clone(next), true
 }
 
@@ -427,6 +442,7 @@ func (p *Partition) ISRProposalFailed() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mu.rep.proposed = nil
+	p.refreshRoleLocked()
 	p.updateHWLocked()
 }
 
@@ -708,14 +724,14 @@ func (p *Partition) afterTruncateLocked(reset bool) error {
 			return ErrStorage
 		}
 	}
+	p.hwmu.Lock()
 	if reset || p.hw.Load() > end {
 		p.hw.Store(end)
 	}
-	p.mu.localEnd = min(p.mu.localEnd, end)
-	if reset {
-		p.mu.localEnd = end
+	if reset || p.local.Load() > end {
+		p.local.Store(end)
 	}
-	p.local.Store(p.mu.localEnd)
+	p.hwmu.Unlock()
 	if p.mu.rep.leaderHW > end {
 		p.mu.rep.leaderHW = end
 	}

@@ -332,7 +332,7 @@ func TestLeaderHWWaitsForOwnFsync(t *testing.T) {
 	go func() { done <- p.AwaitCommitted(res.LastOffset+1, time.Now().Add(10*time.Second)) }()
 	mustFetch(t, p, 2, 4, t0)
 	p.mu.Lock()
-	local, hw := p.mu.localEnd, p.hw.Load()
+	local, hw := p.local.Load(), p.hw.Load()
 	p.mu.Unlock()
 	if hw > local {
 		t.Fatalf("HW %d past the leader's synced end %d", hw, local)
