@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/testkit"
 )
@@ -194,6 +195,15 @@ func TestClusterSeparateRoles(t *testing.T) {
 		if err := prod.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%d", i)}).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.EndpointType = 2
+	dresp, err := dc.RequestWith(ctx, client(t, c.Addrs()[0], all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dresp.ErrorCode != 0 || len(dresp.Brokers) != 1 || dresp.Brokers[0].NodeID != 1 || dresp.ControllerID != 1 {
+		t.Fatalf("DescribeCluster of the controllers: error %d, controller %d, nodes %+v", dresp.ErrorCode, dresp.ControllerID, dresp.Brokers)
 	}
 	q := c.Node(1).B.Metadata().Quorum()
 	if len(q.Voters) != 1 || len(q.Observers) != 2 {
