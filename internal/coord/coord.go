@@ -40,7 +40,12 @@ type Log interface {
 	Append(batch []byte) (partition.AppendResult, error)
 	AwaitCommitted(off int64, deadline time.Time) error
 	Read(offset int64, maxBytes int, minOne bool) (plog.Slice, error)
+	// ReadForFollower reads up to the log end offset, not only the high watermark: a shard
+	// loads everything its leader's log holds, as Kafka's coordinators do, since a new leader's
+	// high watermark may still lag what it will commit.
+	ReadForFollower(offset int64, maxBytes int) (plog.Slice, error)
 	LogStartOffset() int64
+	LogEndOffset() int64
 	HighWatermark() int64
 }
 

@@ -334,12 +334,13 @@ func (s *Shard[M]) shutdown(loaded bool) {
 	}
 }
 
-// replay folds the partition's committed records into the machine.
+// replay folds the partition's records into the machine: all of the leader's log, up to its
+// end offset (what it holds is what it will commit while it leads).
 func (s *Shard[M]) replay() error {
-	off, hw := s.log.LogStartOffset(), s.log.HighWatermark()
+	off, hw := s.log.LogStartOffset(), s.log.LogEndOffset()
 	var buf []byte
 	for off < hw {
-		sl, err := s.log.Read(off, 1<<20, true)
+		sl, err := s.log.ReadForFollower(off, 1<<20)
 		if err != nil {
 			return err
 		}

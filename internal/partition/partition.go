@@ -67,6 +67,11 @@ type Config struct {
 	// NodeID is this node's id: a partition is opened as the leader of itself alone (ISR =
 	// {NodeID}) until BecomeLeader or BecomeFollower says otherwise.
 	NodeID int32
+	// Replicated is set when the partition belongs to a cluster: it is then opened as a
+	// follower of no one (nothing is acknowledged before the metadata makes it leader), and
+	// its high watermark starts at the log start offset, since what survived recovery here
+	// may never have been committed by the ISR; the replication protocol raises it.
+	Replicated bool
 	// OnStorageFailure, if set, is called once, on its own goroutine, when an I/O error fails
 	// the partition: the host takes the partition's whole log dir offline.
 	OnStorageFailure func(err error)
@@ -186,8 +191,11 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 	p.mu.leaderEpoch = leaderEpoch
 	p.mu.producers = make(map[int64]*producerEntry)
 	p.mu.ongoing = make(map[int64]int64)
-	// Everything that survived recovery is on disk: it is committed.
+	// Everything that survived recovery is on disk: on a single node it is committed.
 	p.hw.Store(l.EndOffset())
+	if cfg.Replicated {
+		p.hw.Store(l.StartOffset())
+	}
 	p.local.Store(l.EndOffset())
 	onDisk := p.loadEpochsLocked()
 	if err := p.rebuildStateLocked(); err != nil {
@@ -199,7 +207,12 @@ func Open(dir, topic string, id [16]byte, index int32, leaderEpoch int32, cfg Co
 		l.Close()
 		return nil, fmt.Errorf("%w: write leader-epoch checkpoint: %v", ErrStorage, err)
 	}
-	p.initLeaderLocked(cfg.NodeID)
+	if cfg.Replicated {
+		p.mu.rep = replication{self: cfg.NodeID, leaderID: -1, epochStart: -1, leaderHW: -1}
+		p.refreshRoleLocked()
+	} else {
+		p.initLeaderLocked(cfg.NodeID)
+	}
 	go p.flusher()
 	return p, nil
 }

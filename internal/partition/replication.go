@@ -237,6 +237,16 @@ func (p *Partition) updateLeaderStateLocked(st LeaderState, now time.Time) {
 	p.updateHWLocked()
 }
 
+// SameLeaderState reports whether this partition leads with exactly st (epochs, replicas,
+// ISR and min.insync.replicas), so that applying st again would change nothing.
+func (p *Partition) SameLeaderState(st LeaderState) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := &p.mu.rep
+	return r.leader && p.mu.leaderEpoch == st.LeaderEpoch && r.partitionEpoch == st.PartitionEpoch &&
+		r.minISR == st.MinISR && slices.Equal(r.isr, st.ISR) && slices.Equal(r.replicas, st.Replicas)
+}
+
 // IsLeader reports whether this node leads the partition.
 func (p *Partition) IsLeader() bool { return p.leader.Load() }
 

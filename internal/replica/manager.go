@@ -197,6 +197,7 @@ func PartitionConfig(b *config.Broker, topicCfg map[string]string, fs vfs.FS, lg
 		ProducerIDExpiration: time.Duration(b.ProducerIDExpirationMs) * time.Millisecond,
 		Logger:               lg,
 		NodeID:               b.NodeID,
+		Replicated:           len(b.Voters) > 0,
 	}
 	if codec, ok := codecs[t.CompressionType]; ok {
 		pc.Recompress, pc.Codec = true, codec

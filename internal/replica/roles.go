@@ -83,16 +83,14 @@ func (m *Manager) applyRoles(next *metadata.Image) {
 			st := partition.LeaderState{LeaderEpoch: mp.LeaderEpoch, PartitionEpoch: mp.PartitionEpoch,
 				Replicas: slices.Clone(mp.Replicas), ISR: slices.Clone(mp.ISR),
 				MinISR: int(m.effective().TopicConfig(next.TopicConfigs(tp.Topic)).MinInsyncReplicas)}
-			switch {
-			case !p.IsLeader() || p.LeaderEpoch() != mp.LeaderEpoch:
+			// Every difference counts, not only the epochs: a partition just created, or just
+			// opened, has the epochs of the image but not yet its ISR, and a change of
+			// min.insync.replicas moves no epoch.
+			if !p.SameLeaderState(st) {
 				if err := p.BecomeLeader(m.nodeID, st, now); err != nil {
 					m.lg.Error("becoming leader failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 					continue
 				}
-				m.lg.Info("leading partition", "topic", tp.Topic, "partition", tp.Partition,
-					"leader_epoch", mp.LeaderEpoch, "isr", mp.ISR)
-			case p.PartitionEpoch() != mp.PartitionEpoch:
-				p.UpdateLeaderState(st, now)
 			}
 			led[tp] = leaderMeta{topicID: t.ID}
 			continue
