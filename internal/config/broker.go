@@ -97,6 +97,9 @@ type Broker struct {
 	// RackAwareReplicaSelector is replica.selector.class set to Kafka's rack-aware selector.
 	RackAwareReplicaSelector bool
 
+	// CleanerIOMaxBytesPerSecond is log.cleaner.io.max.bytes.per.second.
+	CleanerIOMaxBytesPerSecond float64
+
 	// Values holds every broker key that has a value, configured or default,
 	// in canonical text (trimmed, numbers and booleans normalised). Keys with
 	// no default that were not configured are absent.
@@ -271,6 +274,7 @@ func (b *Broker) resolve() error {
 	b.AutoCreateTopics = b.boolOf("auto.create.topics.enable")
 	b.SocketRequestMaxBytes = b.int32Of("socket.request.max.bytes")
 	b.RetentionCheckIntervalMs = b.int64Of("log.retention.check.interval.ms")
+	b.CleanerIOMaxBytesPerSecond, _ = strconv.ParseFloat(b.Values["log.cleaner.io.max.bytes.per.second"], 64)
 	b.SegmentDeleteDelayMs = b.int64Of("log.segment.delete.delay.ms")
 
 	b.OffsetsTopicNumPartitions = b.int32Of("offsets.topic.num.partitions")

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,6 +94,7 @@ func TestLoadDefaults(t *testing.T) {
 		ReplicaFetchMinBytes:                 1,
 		ReplicaFetchBackoffMs:                1000,
 		NumReplicaFetchers:                   1,
+		CleanerIOMaxBytesPerSecond:           math.MaxFloat64,
 	}
 	got := *b
 	got.Values, got.Sources = nil, nil

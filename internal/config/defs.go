@@ -187,6 +187,13 @@ func levelOrMinusOne(lo, hi int64) func(string, string) *Error {
 	}
 }
 
+func positiveDouble(name, v string) *Error {
+	if f, err := strconv.ParseFloat(v, 64); err != nil || !(f > 0) {
+		return invalidValue(name, v, "Value must be a positive number")
+	}
+	return nil
+}
+
 func ratio(name, v string) *Error {
 	f, _ := strconv.ParseFloat(v, 64)
 	if f < 0 {
@@ -333,6 +340,8 @@ var brokerDefs = []Def{
 		Doc: "Least time a record stays uncompacted."},
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: maxLong, check: atLeast(1),
 		Doc: "Most time a record may stay uncompacted."},
+	{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", check: positiveDouble,
+		Doc: "Most bytes per second the log cleaner reads and writes, all partitions together, so compaction never starves produce and fetch."},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", check: ratio,
 		Doc: "Least ratio of dirty to total log size before a log is compacted."},
 
@@ -538,6 +547,7 @@ var brokerScale = map[string]int64{
 // the first broker synonym of every topic key.
 var dynamicBrokerKeys = []string{
 	"listeners", "advertised.listeners", "listener.security.protocol.map", "producer.id.expiration.ms",
+	"log.cleaner.io.max.bytes.per.second",
 }
 
 var (

@@ -92,6 +92,9 @@ type CompactionPolicy struct {
 	// DefaultCompactionMaxKeys); a larger dirty section is cleaned over
 	// several passes.
 	MaxKeys int
+	// Throttle, if not nil, bounds the bytes the pass reads and writes per
+	// second (log.cleaner.io.max.bytes.per.second).
+	Throttle *Throttle
 }
 
 // CompactionResult reports what one Compact call did.
@@ -334,6 +337,9 @@ func (c *cleaner) eachBatch(s *segment, size int64, withBody func(h *record.Head
 			return err
 		}
 		pos += int64(h.Size())
+		if b != nil {
+			c.p.Throttle.Wait(h.Size())
+		}
 	}
 	c.window = r.buf[:0]
 	return nil
@@ -503,6 +509,7 @@ func (c *cleaner) cleanGroup(segs []*segment, sizes []int64) (g groupResult, err
 			return storageError("write cleaned segment", err)
 		}
 		written += int64(len(c.out))
+		c.p.Throttle.Wait(len(c.out))
 		c.out = c.out[:0]
 		return nil
 	}

@@ -545,3 +545,33 @@ func BenchmarkCompact(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/(1<<20)/b.Elapsed().Seconds(), "MiB/s")
 }
+
+// TestCompactThrottle: a pass accounts every byte it reads and writes to its throttle, which
+// makes it wait bytes/rate in all.
+func TestCompactThrottle(t *testing.T) {
+	clk := newClock()
+	fs := vfs.NewMem()
+	l := openLog(t, fs, Options{SegmentBytes: 200, Now: clk.Now})
+	defer l.Close()
+	for i := range 40 {
+		h := record.Header{BaseOffset: l.EndOffset(), FirstTimestamp: clk.Now().UnixMilli(), MaxTimestamp: clk.Now().UnixMilli(),
+			ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+		b, err := record.Build(nil, h, []record.Record{{Key: fmt.Appendf(nil, "k%d", i%4), Value: bytes.Repeat([]byte("v"), 50)}})
+		must(t, err)
+		must(t, l.Append(b))
+	}
+	var slept time.Duration
+	th := NewThrottle(1000)
+	th.now = func() time.Time { return time.Unix(0, 0) } // no time passes but the sleeps
+	th.sleep = func(d time.Duration) { slept = d }        // the last due time covers all bytes
+	res, err := l.Compact(CompactionPolicy{Limit: l.EndOffset(), DeleteRetentionMs: 60_000, Throttle: th})
+	must(t, err)
+	if !res.Cleaned || res.BytesRead == 0 {
+		t.Fatalf("no pass ran: %+v", res)
+	}
+	// Every segment is read at least once and the kept bytes written once.
+	min := time.Duration(float64(res.BytesRead+res.BytesWritten) / 1000 * float64(time.Second))
+	if slept < min {
+		t.Fatalf("throttled for %v, want at least %v for %d bytes read and %d written", slept, min, res.BytesRead, res.BytesWritten)
+	}
+}

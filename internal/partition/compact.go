@@ -9,9 +9,9 @@ import (
 // Compact runs a compaction pass over the log if the topic's cleanup.policy holds "compact"
 // and its settings say one is due (plog.Log.Compact). Only data below the last stable offset
 // is cleaned, so undecided transactions and uncommitted data are never touched. It is called
-// by the background cleaner. An I/O error while writing cleaned files leaves the log as it
+// by the background cleaner, with its I/O throttle (nil: none). An I/O error while writing cleaned files leaves the log as it
 // was and is returned; one while swapping them in fails the partition.
-func (p *Partition) Compact() (plog.CompactionResult, error) {
+func (p *Partition) Compact(th *plog.Throttle) (plog.CompactionResult, error) {
 	if p.failed.Load() {
 		return plog.CompactionResult{}, ErrStorage
 	}
@@ -25,6 +25,7 @@ func (p *Partition) Compact() (plog.CompactionResult, error) {
 		MinCompactionLagMs:     r.MinCompactionLagMs,
 		MaxCompactionLagMs:     r.MaxCompactionLagMs,
 		MinCleanableDirtyRatio: r.MinCleanableDirtyRatio,
+		Throttle:               th,
 	})
 	switch {
 	case errors.Is(err, plog.ErrClosed):

@@ -71,6 +71,12 @@ type Manager struct {
 
 	repl replication // leader/follower roles and fetchers (roles.go)
 
+	// throttle is the cleaner's I/O budget for throttleRate (retention.go); only the cleaner
+	// goroutine uses it, throttleMu guards its replacement.
+	throttleMu   sync.Mutex
+	throttle     *plog.Throttle
+	throttleRate float64
+
 	applied   atomic.Uint64 // AppliedIndex of the last image Apply finished
 	appliedMu sync.Mutex
 	appliedCh chan struct{} // closed and replaced each time applied moves

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	plog "github.com/poste-io/poste/internal/log"
 	"github.com/poste-io/poste/internal/partition"
 )
 
@@ -57,7 +58,7 @@ func (m *Manager) RetentionPass(ctx context.Context) int {
 		deleted += res.Deleted
 		// Compaction runs in the same pass, one partition at a time, so the cleaner's I/O
 		// stays bounded to one partition's segments.
-		cres, err := p.Compact()
+		cres, err := p.Compact(m.cleanerThrottle())
 		if err != nil && !errors.Is(err, partition.ErrClosed) {
 			m.lg.Warn("compaction failed", "topic", p.Topic, "partition", p.Index, "err", err)
 		}
@@ -69,4 +70,16 @@ func (m *Manager) RetentionPass(ctx context.Context) int {
 		}
 	}
 	return deleted
+}
+
+// cleanerThrottle is the cleaner's I/O budget, log.cleaner.io.max.bytes.per.second, shared by
+// every partition's pass; it follows dynamic changes of the key.
+func (m *Manager) cleanerThrottle() *plog.Throttle {
+	rate := m.effective().CleanerIOMaxBytesPerSecond
+	m.throttleMu.Lock()
+	defer m.throttleMu.Unlock()
+	if m.throttle == nil || m.throttleRate != rate {
+		m.throttle, m.throttleRate = plog.NewThrottle(rate), rate
+	}
+	return m.throttle
 }
