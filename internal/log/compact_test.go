@@ -563,7 +563,7 @@ func TestCompactThrottle(t *testing.T) {
 	var slept time.Duration
 	th := NewThrottle(1000)
 	th.now = func() time.Time { return time.Unix(0, 0) } // no time passes but the sleeps
-	th.sleep = func(d time.Duration) { slept = d }        // the last due time covers all bytes
+	th.sleep = func(d time.Duration) { slept = d }       // the last due time covers all bytes
 	res, err := l.Compact(CompactionPolicy{Limit: l.EndOffset(), DeleteRetentionMs: 60_000, Throttle: th})
 	must(t, err)
 	if !res.Cleaned || res.BytesRead == 0 {
