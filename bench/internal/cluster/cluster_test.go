@@ -164,6 +164,7 @@ func TestNodeLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := c.Node(2)
+	waitReady(t, n, 1) // a kill before the first start printed "ready" would leave one line
 	if err := n.Start(); !errors.Is(err, ErrStart) {
 		t.Errorf("second Start of a running node: %v, want ErrStart", err)
 	}
