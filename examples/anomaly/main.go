@@ -44,6 +44,8 @@ func main() {
 	minSamples := flag.Int("min-samples", 10, "judge a value only once its window holds this many earlier values")
 	simulate := flag.Int("simulate", 0, "first produce this many random readings (about 1% of them spikes) to anomaly-input")
 	sensors := flag.Int("sensors", 3, "--simulate: number of sensors")
+	stateDir := flag.String("state-dir", os.TempDir()+"/poste-streams", "state.dir, where persistent stores live")
+	persistent := flag.Bool("persistent", false, "keep the stores on disk (Pebble, under --state-dir) instead of in memory")
 	describe := flag.Bool("describe", false, "print the topology and exit")
 	format := flag.String("format", "text", "--describe format: text (Kafka's TopologyDescription), mermaid or dot")
 	flag.Parse()
@@ -84,6 +86,8 @@ func main() {
 		ApplicationID:       *appID,
 		Brokers:             seeds,
 		ProcessingGuarantee: *guarantee,
+		StateDir:            *stateDir,
+		DefaultStoreType:    storeType(*persistent),
 		CommitInterval:      time.Second,
 		Logger:              slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
@@ -160,4 +164,11 @@ func createTopics(ctx context.Context, seeds []string) error {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "anomaly:", err)
 	os.Exit(1)
+}
+
+func storeType(persistent bool) streams.StoreType {
+	if persistent {
+		return streams.Persistent
+	}
+	return streams.InMemory
 }

@@ -43,6 +43,8 @@ func main() {
 	grace := flag.Duration("grace", time.Minute, "grace period for late events")
 	simulate := flag.Int("simulate", 0, "first produce this many random load/unload events to kongo-events")
 	trucks := flag.Int("trucks", 5, "--simulate: number of trucks")
+	stateDir := flag.String("state-dir", os.TempDir()+"/poste-streams", "state.dir, where persistent stores live")
+	persistent := flag.Bool("persistent", false, "keep the stores on disk (Pebble, under --state-dir) instead of in memory")
 	describe := flag.Bool("describe", false, "print the topology and exit")
 	format := flag.String("format", "text", "--describe format: text (Kafka's TopologyDescription), mermaid or dot")
 	flag.Parse()
@@ -82,6 +84,8 @@ func main() {
 		ApplicationID:       *appID,
 		Brokers:             seeds,
 		ProcessingGuarantee: *guarantee,
+		StateDir:            *stateDir,
+		DefaultStoreType:    storeType(*persistent),
 		CommitInterval:      time.Second,
 		Logger:              slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
@@ -160,4 +164,11 @@ func createTopics(ctx context.Context, seeds []string) error {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "kongo:", err)
 	os.Exit(1)
+}
+
+func storeType(persistent bool) streams.StoreType {
+	if persistent {
+		return streams.Persistent
+	}
+	return streams.InMemory
 }

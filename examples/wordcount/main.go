@@ -61,7 +61,8 @@ func main() {
 	brokers := flag.String("brokers", def, "bootstrap brokers, comma-separated (default $POSTE_BROKERS or localhost:9092)")
 	appID := flag.String("application-id", "streams-wordcount", "application.id: consumer group and internal topic prefix")
 	guarantee := flag.String("processing-guarantee", streams.AtLeastOnce, "at_least_once or exactly_once_v2")
-	stateDir := flag.String("state-dir", os.TempDir()+"/poste-streams", "state.dir for persistent stores")
+	stateDir := flag.String("state-dir", os.TempDir()+"/poste-streams", "state.dir, where persistent stores live")
+	persistent := flag.Bool("persistent", false, "keep the stores on disk (Pebble, under --state-dir) instead of in memory")
 	describe := flag.Bool("describe", false, "print the topology and exit")
 	format := flag.String("format", "text", "--describe format: text (Kafka's TopologyDescription), mermaid or dot")
 	flag.Parse()
@@ -93,6 +94,7 @@ func main() {
 		Brokers:             seeds,
 		ProcessingGuarantee: *guarantee,
 		StateDir:            *stateDir,
+		DefaultStoreType:    storeType(*persistent),
 		CommitInterval:      time.Second,
 		Logger:              slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
@@ -127,4 +129,11 @@ func createTopics(ctx context.Context, seeds []string) error {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "wordcount:", err)
 	os.Exit(1)
+}
+
+func storeType(persistent bool) streams.StoreType {
+	if persistent {
+		return streams.Persistent
+	}
+	return streams.InMemory
 }

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,9 +48,22 @@ type Config struct {
 	// output and changelog writes are acknowledged, or how often the transaction commits
 	// (default 30s for at_least_once, 100ms for exactly_once_v2, as Kafka Streams).
 	CommitInterval time.Duration
-	// StateDir is state.dir, where persistent stores live; the stores built so far are in
-	// memory and rebuilt from their changelogs, so nothing is written there yet.
+	// StateDir is state.dir, where persistent stores live:
+	// <state.dir>/<application.id>/<task id>/<store> (default: poste-streams in the system's
+	// temporary directory, as Kafka Streams' ${java.io.tmpdir}/kafka-streams). Instances
+	// sharing a machine need a directory each.
 	StateDir string
+	// DefaultStoreType is default.dsl.store: where stores declared without a type (DSL
+	// stores, or StoreSpec.Type DefaultStore) live. Default InMemory.
+	DefaultStoreType StoreType
+	// ApplicationServer is application.server: the host:port this instance's own query
+	// server answers on. Instances exchange it through the group assignment so that each
+	// can tell which one owns a key (MetadataForKey). Empty: this instance is not queryable
+	// remotely.
+	ApplicationServer string
+	// OnRestored, if set, is told about each changelog partition restored into a store,
+	// once its restore ends (from the goroutine that restores; keep it short).
+	OnRestored func(RestoreInfo)
 	// ReplicationFactor of the internal topics it creates (default -1: the broker's default).
 	ReplicationFactor int16
 	// OnError decides about a record whose processing failed (deserialization, user code,
@@ -67,7 +83,9 @@ type Config struct {
 // callbacks run between polls (the client blocks rebalances while a poll's records are being
 // processed) and take mu too, so tasks are never touched concurrently.
 // Global tables are read by one more goroutine, started by Run before the group is joined;
-// it writes only the global stores, which lock themselves.
+// it writes only the global stores, which lock themselves. Interactive queries (Query*Store,
+// MetadataForKey, AllMetadata) may come from any goroutine: they take iq (shared) or meta,
+// never mu. Lock order: mu, then iq; meta and prodMu are leaves.
 type App struct {
 	topo      *Topology
 	cfg       Config
@@ -78,9 +96,27 @@ type App struct {
 	parts     map[string]int32
 	globals   *globalStores
 
-	cl   *kgo.Client
-	sess *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
-	adm  *kadm.Client
+	cl    *kgo.Client
+	sess  *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
+	adm   *kadm.Client
+	state *stateDir
+
+	// iq is the store lock for interactive queries (lock order: mu, then iq). The poll loop
+	// holds it exclusively while its tasks process a batch and punctuate; queries hold it
+	// shared. tasks lists the tasks whose stores are restored and open: a task joins after
+	// its restore and leaves before it closes.
+	iq struct {
+		sync.RWMutex
+		tasks map[TaskID]*task
+	}
+
+	// meta is what the last group assignment said about the other instances.
+	meta struct {
+		sync.Mutex
+		subN   []int32           // tasks per sub-topology (its partition count); nil before start
+		owners map[TaskID]string // task → application.server of its owner
+		known  bool              // an assignment was received
+	}
 
 	dropped atomic.Int64 // late records dropped by windowed operators
 
@@ -129,6 +165,20 @@ func New(t *Topology, cfg Config) (*App, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(os.TempDir(), "poste-streams")
+	}
+	if cfg.DefaultStoreType == DefaultStore {
+		cfg.DefaultStoreType = InMemory
+	}
+	if cfg.DefaultStoreType != InMemory && cfg.DefaultStoreType != Persistent {
+		return nil, fmt.Errorf("%w: unknown DefaultStoreType %d", ErrConfig, cfg.DefaultStoreType)
+	}
+	if cfg.ApplicationServer != "" {
+		if _, _, err := net.SplitHostPort(cfg.ApplicationServer); err != nil {
+			return nil, fmt.Errorf("%w: application.server %q is not host:port", ErrConfig, cfg.ApplicationServer)
+		}
+	}
 	a := &App{topo: t, cfg: cfg, log: cfg.Logger.With("application.id", cfg.ApplicationID),
 		subs: t.subtopologies(), topicSub: map[string]int{}}
 	for _, s := range a.subs {
@@ -153,8 +203,10 @@ func New(t *Topology, cfg Config) (*App, error) {
 			return nil, fmt.Errorf("%w: topic %q is read both as a global table and by a sub-topology", ErrTopology, topic)
 		}
 	}
+	a.state = newStateDir(cfg.StateDir, cfg.ApplicationID, a.eos(), cfg.DefaultStoreType, a.log)
 	a.mu.tasks = map[TaskID]*task{}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	a.iq.tasks = map[TaskID]*task{}
 	return a, nil
 }
 
@@ -276,19 +328,22 @@ func (a *App) loop(ctx context.Context) error {
 			err = a.restartTxnLocked(ctx)
 			fetches = nil
 		}
+		now := time.Now()
 		if err == nil {
+			a.iq.Lock() // queries wait for this batch, and see the state between batches
 			err = a.processLocked(fetches)
-		}
-		if err == nil {
-			now := time.Now()
 			for _, tk := range a.mu.tasks {
+				if err != nil {
+					break
+				}
 				if perr := tk.punctuate(WallClockTime, now.UnixMilli()); perr != nil {
-					if err = a.handle(perr); err != nil {
-						break
-					}
+					err = a.handle(perr)
 				}
 			}
-			if err == nil && now.Sub(lastCommit) >= a.cfg.CommitInterval {
+			a.iq.Unlock()
+		}
+		if err == nil {
+			if now.Sub(lastCommit) >= a.cfg.CommitInterval {
 				err = a.commitLocked(ctx)
 				lastCommit = now
 			}
@@ -376,6 +431,25 @@ func (a *App) commitLocked(ctx context.Context) error {
 		return cerr
 	}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	return a.checkpointLocked()
+}
+
+// checkpointLocked checks every store for a failure, then (at_least_once) writes the
+// checkpoints of tasks whose persistent stores moved: the flush before it acknowledged their
+// changelog writes.
+func (a *App) checkpointLocked() error {
+	for _, tk := range a.mu.tasks {
+		for _, si := range tk.stores {
+			if err := si.kv.err(); err != nil {
+				return err
+			}
+		}
+		if !a.eos() {
+			if err := tk.checkpoint(); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -399,9 +473,11 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			if _, ok := a.mu.tasks[id]; ok {
 				continue
 			}
-			tk := newTask(a.topo, a.subs[sub], a.cfg.ApplicationID, p, (*kgoCollector)(a), time.Now)
-			tk.dropped = &a.dropped
-			tk.globals = a.globals
+			tk, err := a.newTask(id)
+			if err != nil {
+				a.mu.fatal = err
+				return
+			}
 			a.mu.tasks[id] = tk
 			fresh = append(fresh, tk)
 		}
@@ -426,6 +502,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		a.mu.fatal = err
 		return
 	}
+	a.register(fresh)
 	ids := make([]string, 0, len(fresh))
 	for _, tk := range fresh {
 		ids = append(ids, tk.id.String())
@@ -469,8 +546,7 @@ func (a *App) closeTasksLocked(parts map[string][]int32) {
 			}
 		}
 		if hit {
-			tk.close()
-			delete(a.mu.tasks, id)
+			a.retireTaskLocked(tk)
 		}
 	}
 	for topic := range parts {
@@ -481,17 +557,60 @@ func (a *App) closeTasksLocked(parts map[string][]int32) {
 	}
 }
 
+// newTask builds the task id with its stores opened (not restored yet).
+func (a *App) newTask(id TaskID) (*task, error) {
+	tk, err := newTask(a.topo, a.subs[id.Subtopology], a.cfg.ApplicationID, id.Partition, (*kgoCollector)(a), time.Now, a.state)
+	if err != nil {
+		return nil, fmt.Errorf("task %s: %w", id, err)
+	}
+	tk.dropped = &a.dropped
+	tk.globals = a.globals
+	return tk, nil
+}
+
+// retireTaskLocked takes a task out of queries and closes it: its processors, then its
+// stores, checkpointing the persistent ones unless they hold uncommitted state.
+func (a *App) retireTaskLocked(tk *task) {
+	a.iq.Lock()
+	delete(a.iq.tasks, tk.id)
+	a.iq.Unlock()
+	tk.close()
+	if err := tk.closeStores(true); err != nil {
+		a.log.Warn("streams: closing stores", "task", tk.id.String(), "err", err)
+	}
+	delete(a.mu.tasks, tk.id)
+}
+
+// register opens restored tasks to queries.
+func (a *App) register(tasks []*task) {
+	a.iq.Lock()
+	defer a.iq.Unlock()
+	for _, tk := range tasks {
+		a.iq.tasks[tk.id] = tk
+	}
+}
+
 // kgoCollector sends a task's writes through the application's client.
 type kgoCollector App
 
-func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error {
+func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader, acked *atomic.Int64) error {
 	a := (*App)(c)
 	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
 	if partition >= 0 {
 		r.Partition = partition
 		r.Context = manualCtx
 	}
-	a.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+	a.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		if err == nil && acked != nil {
+			// An unknown position (-1: the store was not restored to a known offset)
+			// stays unknown: a later write says nothing about what came before it.
+			for next := r.Offset + 1; ; {
+				cur := acked.Load()
+				if cur < 0 || cur >= next || acked.CompareAndSwap(cur, next) {
+					break
+				}
+			}
+		}
 		// Records failed by an abort are rolled back on purpose; their work is redone.
 		if err != nil && !errors.Is(err, kgo.ErrAborting) {
 			a.prodMu.Lock()

@@ -2,6 +2,8 @@ package streams
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -28,6 +30,7 @@ func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int3
 	meta.Version = 1
 	meta.Topics = interests
 	meta.Generation = generation
+	meta.UserData = encodeMemberInfo(b.app.cfg.ApplicationServer)
 	for topic, parts := range b.app.previousAssignment() {
 		op := kmsg.NewConsumerMemberMetadataOwnedPartition()
 		op.Topic = topic
@@ -38,8 +41,24 @@ func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int3
 	return meta.AppendTo(nil)
 }
 
+// ParseSyncAssignment reads this member's partitions and, from the user data, which
+// instance owns every task (for MetadataForKey).
 func (b *taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(assignment); err != nil {
+		return nil, fmt.Errorf("%w: sync assignment: %w", ErrConfig, err)
+	}
+	owners, err := decodeHosts(a.UserData)
+	if err != nil {
+		b.app.log.Warn("streams: ignoring the assignment's host map", "err", err)
+		owners = map[TaskID]string{}
+	}
+	b.app.setOwners(owners)
+	m := make(map[string][]int32, len(a.Topics))
+	for _, t := range a.Topics {
+		m[t.Topic] = t.Partitions
+	}
+	return m, nil
 }
 
 func (b *taskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
@@ -56,11 +75,17 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	tasks := planTasks(b.app.subTopics, topics)
 	prev := map[TaskID]int{}
 	index := map[string]int{}
+	hosts := make([]string, len(members))
 	for i := range members {
 		index[members[i].MemberID] = i
 	}
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		idx := index[m.MemberID]
+		h, err := decodeMemberInfo(meta.UserData)
+		if err != nil {
+			b.app.log.Warn("streams: member sent unreadable user data", "member", m.MemberID, "err", err)
+		}
+		hosts[idx] = h
 		for _, op := range meta.OwnedPartitions {
 			sub, ok := b.app.topicSub[op.Topic]
 			if !ok {
@@ -72,16 +97,48 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 		}
 	})
 	owner := assignTasks(tasks, len(members), prev)
-	plan := cb.NewPlan()
+	plan := &taskPlan{parts: map[string]map[string][]int32{}}
+	owners := map[TaskID]string{}
+	for i := range members {
+		plan.parts[members[i].MemberID] = map[string][]int32{}
+	}
 	for i, id := range tasks {
-		m := &members[owner[i]]
+		m := members[owner[i]].MemberID
+		owners[id] = hosts[owner[i]]
 		for _, topic := range b.app.subTopics[id.Subtopology] {
 			if id.Partition < topics[topic] {
-				plan.AddPartition(m, topic, id.Partition)
+				plan.parts[m][topic] = append(plan.parts[m][topic], id.Partition)
 			}
 		}
 	}
+	plan.userData = encodeHosts(owners)
 	return plan
+}
+
+// taskPlan is the balancer's result: each member's partitions, and the same host map for
+// every member in the assignment's user data.
+type taskPlan struct {
+	parts    map[string]map[string][]int32 // member → topic → partitions
+	userData []byte
+}
+
+func (p *taskPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	out := make([]kmsg.SyncGroupRequestGroupAssignment, 0, len(p.parts))
+	for _, member := range sortedKeys(p.parts) {
+		a := kmsg.NewConsumerMemberAssignment()
+		for _, topic := range sortedKeys(p.parts[member]) {
+			t := kmsg.NewConsumerMemberAssignmentTopic()
+			t.Topic = topic
+			t.Partitions = slices.Sorted(slices.Values(p.parts[member][topic]))
+			a.Topics = append(a.Topics, t)
+		}
+		a.UserData = p.userData
+		sa := kmsg.NewSyncGroupRequestGroupAssignment()
+		sa.MemberID = member
+		sa.MemberAssignment = a.AppendTo(nil)
+		out = append(out, sa)
+	}
+	return out
 }
 
 // planTasks lists every task, in order: for each sub-topology (by id) one per partition of

@@ -66,6 +66,14 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		return fmt.Errorf("streams: ending transaction: %w", err)
 	}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	if committed {
+		for _, tk := range a.mu.tasks {
+			tk.markCommitted()
+		}
+		if err := a.checkpointLocked(); err != nil {
+			return err
+		}
+	}
 	// The next owner of a task fetches its offsets with require_stable (KIP-447), so it
 	// waits for this transaction's offsets to settle rather than reading older ones.
 	if !committed {
@@ -98,14 +106,21 @@ func (a *App) abortTxn(ctx context.Context) {
 }
 
 // rebuildTasksLocked replaces every task by a fresh one restored from the committed
-// changelogs, discarding state written by an aborted transaction.
+// changelogs, discarding state written by an aborted transaction: a persistent store that
+// was written since the last commit closes without a checkpoint, so it is wiped and
+// restored in full.
 func (a *App) rebuildTasksLocked(ctx context.Context) error {
-	fresh := make([]*task, 0, len(a.mu.tasks))
+	ids := make([]TaskID, 0, len(a.mu.tasks))
 	for id, old := range a.mu.tasks {
-		old.close()
-		tk := newTask(a.topo, a.subs[id.Subtopology], a.cfg.ApplicationID, id.Partition, (*kgoCollector)(a), time.Now)
-		tk.dropped = &a.dropped
-		tk.globals = a.globals
+		ids = append(ids, id)
+		a.retireTaskLocked(old)
+	}
+	fresh := make([]*task, 0, len(ids))
+	for _, id := range ids {
+		tk, err := a.newTask(id)
+		if err != nil {
+			return err
+		}
 		a.mu.tasks[id] = tk
 		fresh = append(fresh, tk)
 	}
@@ -117,5 +132,6 @@ func (a *App) rebuildTasksLocked(ctx context.Context) error {
 			return err
 		}
 	}
+	a.register(fresh)
 	return nil
 }

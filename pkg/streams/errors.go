@@ -18,4 +18,11 @@ var (
 	ErrConfig = errors.New("streams: invalid configuration")
 	// ErrProcessing: user code failed on a record and the error handler chose to stop.
 	ErrProcessing = errors.New("streams: processing failed")
+	// ErrStateStore: a persistent store or its state directory failed (I/O, a locked
+	// directory); the application stops rather than commit past it.
+	ErrStateStore = errors.New("streams: state store failure")
+	// ErrStoreNotAvailable: an interactive query found no running instance of the store
+	// here (the application is not running, is rebalancing or restoring, or hosts none of
+	// the store's tasks), or the key's owner is not known yet. Retry, or ask another instance.
+	ErrStoreNotAvailable = errors.New("streams: state store not available")
 )

@@ -58,7 +58,7 @@ func GlobalTableFrom[K, V any](t *Topology, topic, store string, keys Serde[K], 
 		t.fail("duplicate store %q", store)
 		return GlobalTable[K, V]{t: t}
 	}
-	t.stores[store] = &storeSpec{name: store, keys: keys, values: values, newStore: newMemKV, global: true}
+	t.stores[store] = &storeSpec{name: store, keys: keys, values: values, typ: InMemory, global: true}
 	t.globals = append(t.globals, &globalSpec{topic: topic, store: store, source: source, proc: proc})
 	return GlobalTable[K, V]{t: t, store: store, keys: keys, values: values}
 }
@@ -121,7 +121,9 @@ func (l *lockedKV) scan(from, to []byte, fn func(k, v []byte) bool) {
 	l.mu.kv.scan(from, to, fn)
 }
 
-func (l *lockedKV) len() int { l.mu.RLock(); defer l.mu.RUnlock(); return l.mu.kv.len() }
+func (l *lockedKV) len() int     { l.mu.RLock(); defer l.mu.RUnlock(); return l.mu.kv.len() }
+func (l *lockedKV) err() error   { l.mu.RLock(); defer l.mu.RUnlock(); return l.mu.kv.err() }
+func (l *lockedKV) close() error { l.mu.Lock(); defer l.mu.Unlock(); return l.mu.kv.close() }
 
 // globalStores is one instance's set of global stores, keyed by store name and by topic.
 type globalStores struct {
@@ -133,7 +135,7 @@ func newGlobalStores(t *Topology) *globalStores {
 	gs := &globalStores{byStore: map[string]*storeInst{}, byTopic: map[string]*storeInst{}}
 	for _, g := range t.globals {
 		spec := t.stores[g.store]
-		si := &storeInst{spec: spec, kv: newLockedKV(spec.newStore()), readOnly: true}
+		si := &storeInst{spec: spec, kv: newLockedKV(newMemKV()), readOnly: true}
 		gs.byStore[g.store] = si
 		gs.byTopic[g.topic] = si
 	}

@@ -26,6 +26,7 @@ type RawRecord struct {
 // topic read back) is processed before the Pipe that caused it returns; every other write is
 // kept for Output. Changelog writes are kept apart (Changelog). It is the engine of package
 // streamstest and is deterministic: wall-clock time moves only through AdvanceWallClock.
+// Every store is kept in memory, persistent ones included.
 //
 // Not safe for concurrent use.
 type LocalRunner struct {
@@ -54,7 +55,10 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 		outputs: map[string][]RawRecord{}, changelog: map[string][]RawRecord{}, loopback: map[string]bool{},
 		globals: newGlobalStores(t)}
 	for _, sub := range t.subtopologies() {
-		tk := newTask(t, sub, app, 0, (*localCollector)(r), func() time.Time { return r.wall })
+		tk, err := newTask(t, sub, app, 0, (*localCollector)(r), func() time.Time { return r.wall }, nil)
+		if err != nil {
+			return nil, err
+		}
 		tk.dropped = &r.dropped
 		tk.globals = r.globals
 		for topic := range tk.byTopic {
@@ -81,7 +85,7 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 
 type localCollector LocalRunner
 
-func (c *localCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error {
+func (c *localCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader, _ *atomic.Int64) error {
 	r := (*LocalRunner)(c)
 	rr := RawRecord{Topic: topic, Partition: 0, Offset: r.offsets[topic], Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
 	r.offsets[topic]++
@@ -189,10 +193,11 @@ func (r *LocalRunner) Store(name string) (StoreProvider, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownStore, name)
 }
 
-// Close closes every processor.
+// Close closes every processor and store.
 func (r *LocalRunner) Close() {
 	for _, tk := range r.tasks {
 		tk.close()
+		_ = tk.closeStores(false)
 	}
 }
 

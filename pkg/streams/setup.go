@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -73,6 +74,9 @@ func (a *App) setupTopics(ctx context.Context) error {
 			}
 		}
 	}
+	a.meta.Lock()
+	a.meta.subN = subN
+	a.meta.Unlock()
 	want := map[string]int32{}
 	configs := map[string]map[string]*string{}
 	compact, del := "compact", "delete"
@@ -122,70 +126,174 @@ func (a *App) setupTopics(ctx context.Context) error {
 	return nil
 }
 
-// restore fills the logged stores of fresh tasks from their changelog partitions, reading
-// committed records from the start to the last stable offset seen now, before the tasks
-// process anything. Transaction markers are kept in the fetch so that a changelog ending
-// with one is known to be fully read; an open transaction's writes lie past the last stable
-// offset and are not restored.
+// RestoreInfo reports one changelog partition restored into a store: the records applied
+// from offset From up to End (the last stable offset when the restore began), and whether
+// the store was wiped first because it had no usable checkpoint.
+type RestoreInfo struct {
+	Store     string
+	Task      TaskID
+	Topic     string
+	Partition int32
+	From, End int64
+	Records   int64
+	Wiped     bool
+	Took      time.Duration
+}
+
+// restoreJob is one changelog partition to restore into one store.
+type restoreJob struct {
+	si       *storeInst
+	from     int64
+	end      int64
+	records  int64
+	reached  int64 // next offset to read; from until records arrive
+	wiped    bool
+	finished bool
+}
+
+// restore brings the logged stores of fresh tasks up to their changelog partitions before
+// the tasks process anything: in-memory stores from the start, persistent stores from their
+// checkpoint, or wiped and from the start when the checkpoint is missing or falls outside the
+// partition's offsets. It reads committed records up to the last stable offset seen now.
+// Transaction markers are kept in the fetch so that a changelog ending with one is known to
+// be fully read; an open transaction's writes lie past the last stable offset and are not
+// restored. Progress is logged at start, every five seconds and at the end.
 func (a *App) restore(ctx context.Context, fresh []*task) error {
-	stores := map[string]map[int32]*storeInst{}
+	jobs := map[string]map[int32]*restoreJob{}
 	var topics []string
 	for _, tk := range fresh {
 		for topic, si := range tk.changelogs() {
-			if stores[topic] == nil {
-				stores[topic] = map[int32]*storeInst{}
+			if jobs[topic] == nil {
+				jobs[topic] = map[int32]*restoreJob{}
 				topics = append(topics, topic)
 			}
-			stores[topic][tk.id.Partition] = si
+			jobs[topic][tk.id.Partition] = &restoreJob{si: si}
 		}
 	}
 	if len(topics) == 0 {
 		return nil
 	}
-	ends, err := a.adm.ListCommittedOffsets(ctx, topics...)
+	starts, ends, err := a.changelogBounds(ctx, jobs, topics)
 	if err != nil {
 		return err
 	}
-	starts, err := a.adm.ListStartOffsets(ctx, topics...)
-	if err != nil {
-		return err
-	}
-	need := map[string]map[int32]int64{}
+	began := time.Now()
 	assign := map[string]map[int32]kgo.Offset{}
-	for topic, parts := range stores {
-		for p := range parts {
-			end, ok1 := ends.Lookup(topic, p)
-			start, ok2 := starts.Lookup(topic, p)
-			if !ok1 || !ok2 || end.Err != nil || start.Err != nil || end.Offset <= start.Offset {
+	pending := 0
+	for _, topic := range sortedKeys(jobs) {
+		for p, j := range jobs[topic] {
+			end, _ := ends.Lookup(topic, p)
+			start, _ := starts.Lookup(topic, p)
+			j.from, j.end = start.Offset, end.Offset
+			if d := j.si.disk; d != nil {
+				if d.ckpt >= start.Offset && d.ckpt <= end.Offset {
+					j.from = d.ckpt
+				} else {
+					if err := d.kv.wipe(a.log); err != nil {
+						return err
+					}
+					j.wiped = true
+				}
+			}
+			j.reached = j.from
+			if j.from >= j.end {
+				j.finished = true
+				j.si.pos.Store(j.end)
 				continue
 			}
-			if need[topic] == nil {
-				need[topic] = map[int32]int64{}
+			a.log.Info("streams: restoring", "store", j.si.spec.name, "task", j.si.task.id.String(),
+				"topic", topic, "partition", p, "from", j.from, "end", j.end, "wiped", j.wiped)
+			if assign[topic] == nil {
 				assign[topic] = map[int32]kgo.Offset{}
 			}
-			need[topic][p] = end.Offset
-			assign[topic][p] = kgo.NewOffset().At(start.Offset)
+			assign[topic][p] = kgo.NewOffset().At(j.from)
+			pending++
 		}
 	}
-	if len(need) == 0 {
-		return nil
+	var records int64
+	if pending > 0 {
+		if records, err = a.readChangelogs(ctx, jobs, assign, pending); err != nil {
+			return err
+		}
 	}
+	took := time.Since(began)
+	for _, topic := range sortedKeys(jobs) {
+		for p, j := range jobs[topic] {
+			if err := j.si.kv.err(); err != nil {
+				return err
+			}
+			if a.cfg.OnRestored != nil {
+				a.cfg.OnRestored(RestoreInfo{Store: j.si.spec.name, Task: j.si.task.id, Topic: topic, Partition: p,
+					From: j.from, End: j.end, Records: j.records, Wiped: j.wiped, Took: took})
+			}
+		}
+	}
+	if pending > 0 {
+		a.log.Info("streams: restored state", "records", records, "partitions", pending, "took", took)
+	}
+	return nil
+}
+
+// changelogBounds lists the start and last stable offsets of the changelog partitions of
+// jobs, retrying while some are not answered yet (a changelog created a moment ago may have
+// no leader yet).
+func (a *App) changelogBounds(ctx context.Context, jobs map[string]map[int32]*restoreJob, topics []string) (kadm.ListedOffsets, kadm.ListedOffsets, error) {
+	for attempt := 0; ; attempt++ {
+		ends, err := a.adm.ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			return nil, nil, err
+		}
+		starts, err := a.adm.ListStartOffsets(ctx, topics...)
+		if err != nil {
+			return nil, nil, err
+		}
+		var missing error
+		for topic, ps := range jobs {
+			for p := range ps {
+				end, ok1 := ends.Lookup(topic, p)
+				start, ok2 := starts.Lookup(topic, p)
+				switch {
+				case !ok1 || !ok2:
+					missing = fmt.Errorf("%s/%d: no offsets listed", topic, p)
+				case end.Err != nil:
+					missing = fmt.Errorf("%s/%d: %w", topic, p, end.Err)
+				case start.Err != nil:
+					missing = fmt.Errorf("%s/%d: %w", topic, p, start.Err)
+				}
+			}
+		}
+		if missing == nil {
+			return starts, ends, nil
+		}
+		if attempt >= 50 {
+			return nil, nil, fmt.Errorf("streams: restore: listing changelog offsets: %w", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// readChangelogs applies the changelog partitions in assign to their jobs' stores until each
+// reaches its end; it returns the number of records applied.
+func (a *App) readChangelogs(ctx context.Context, jobs map[string]map[int32]*restoreJob, assign map[string]map[int32]kgo.Offset, pending int) (int64, error) {
 	rc, err := kgo.NewClient(a.opts(kgo.ConsumePartitions(assign), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords())...)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer rc.Close()
-	began := time.Now()
-	var records, bytes int64
+	var records int64
 	idle := 0
-	lastLog := began
-	for pending(need) > 0 {
+	lastLog := time.Now()
+	for pending > 0 {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := rc.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {
-			return err
+			return records, err
 		}
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) {
@@ -194,24 +302,39 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 			}
 		})
 		if ferr != nil {
-			return fmt.Errorf("streams: restore: %w", ferr)
+			return records, fmt.Errorf("streams: restore: %w", ferr)
 		}
 		n := 0
 		fetches.EachRecord(func(r *kgo.Record) {
 			n++
+			j := jobs[r.Topic][r.Partition]
+			if j == nil || j.finished {
+				return
+			}
 			if !r.Attrs.IsControl() {
 				records++
-				bytes += int64(len(r.Key) + len(r.Value))
-				stores[r.Topic][r.Partition].restore(r.Key, r.Value)
+				j.records++
+				j.si.restore(r.Key, r.Value)
 			}
-			if end, ok := need[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-				delete(need[r.Topic], r.Partition)
+			j.reached = r.Offset + 1
+			if j.reached >= j.end {
+				j.finished = true
+				j.si.pos.Store(j.end)
+				pending--
 			}
 		})
 		if n == 0 {
 			// Safety net: a broker that hides markers from read_committed fetches would leave
 			// the end offset unreached; an empty poll means nothing is left to read.
 			if idle++; idle >= 3 {
+				for _, ps := range jobs {
+					for _, j := range ps {
+						if !j.finished {
+							j.finished = true
+							j.si.pos.Store(j.reached)
+						}
+					}
+				}
 				break
 			}
 		} else {
@@ -219,17 +342,16 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 		}
 		if time.Since(lastLog) > 5*time.Second {
 			lastLog = time.Now()
-			a.log.Info("streams: restoring", "records", records, "bytes", bytes, "partitions_left", pending(need))
+			for _, topic := range sortedKeys(jobs) {
+				for p, j := range jobs[topic] {
+					if !j.finished {
+						a.log.Info("streams: restoring", "store", j.si.spec.name, "partition", p,
+							"records", j.records, "offset", j.reached, "end", j.end)
+					}
+				}
+			}
+			a.log.Info("streams: restore progress", "records", records, "partitions_left", pending)
 		}
 	}
-	a.log.Info("streams: restored state", "records", records, "bytes", bytes, "took", time.Since(began))
-	return nil
-}
-
-func pending(m map[string]map[int32]int64) int {
-	n := 0
-	for _, ps := range m {
-		n += len(ps)
-	}
-	return n
+	return records, nil
 }

@@ -4,25 +4,37 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"sync"
+	"sync/atomic"
 )
 
-// kvBytes is the byte-level key-value store under every typed KeyValueStore. Keys order by
-// bytes.Compare. Not safe for concurrent use: a store belongs to one task, whose goroutine is
-// the only caller.
+// kvBytes is the byte-level key-value store under every typed KeyValueStore: in memory
+// (memKV) or on disk (pebbleKV), and for window and session stores wrapped by suffixKV. Keys
+// order by bytes.Compare. Not safe for concurrent writes: a store belongs to one task, whose
+// goroutine is the only writer; readers from other goroutines are serialized against it by
+// the application (see App's store lock).
 type kvBytes interface {
 	get(k []byte) ([]byte, bool)
 	put(k, v []byte)
 	del(k []byte)
-	// scan calls fn for keys in [from, to] (nil bound: open) in key order until fn returns false.
+	// scan calls fn for keys in [from, to] (nil bound: open) in key order until fn returns
+	// false. fn may write to the store; whether the scan then sees the write is unspecified.
 	scan(from, to []byte, fn func(k, v []byte) bool)
 	len() int
+	// err is the first I/O error the store met (sticky; always nil in memory). Operations
+	// after a failure do nothing and read as empty, so callers check err before trusting
+	// a result and before committing anything that depends on the store.
+	err() error
+	close() error
 }
 
 // memKV is the in-memory kvBytes: a map plus a sorted key index rebuilt lazily on the first
 // scan after a change, so point reads and writes stay O(1) and ranges pay one sort per burst
-// of writes.
+// of writes. The lazy sort is the one write a read makes; sortMu serializes it so that
+// concurrent readers (a global store read by tasks and by queries) stay safe.
 type memKV struct {
 	m      map[string][]byte
+	sortMu sync.Mutex
 	keys   []string
 	sorted bool // keys holds exactly the map's keys, in order
 }
@@ -46,6 +58,7 @@ func (s *memKV) del(k []byte) {
 }
 
 func (s *memKV) scan(from, to []byte, fn func(k, v []byte) bool) {
+	s.sortMu.Lock()
 	if !s.sorted {
 		s.keys = s.keys[:0]
 		for k := range s.m {
@@ -54,6 +67,7 @@ func (s *memKV) scan(from, to []byte, fn func(k, v []byte) bool) {
 		sort.Strings(s.keys)
 		s.sorted = true
 	}
+	s.sortMu.Unlock()
 	i := 0
 	if from != nil {
 		i = sort.SearchStrings(s.keys, string(from))
@@ -73,7 +87,33 @@ func (s *memKV) scan(from, to []byte, fn func(k, v []byte) bool) {
 	}
 }
 
-func (s *memKV) len() int { return len(s.m) }
+func (s *memKV) len() int     { return len(s.m) }
+func (s *memKV) err() error   { return nil }
+func (s *memKV) close() error { return nil }
+
+// StoreType chooses where a store keeps its data.
+type StoreType int
+
+const (
+	// DefaultStore leaves the choice to Config.DefaultStoreType (default.dsl.store).
+	DefaultStore StoreType = iota
+	// InMemory stores live in the process and are rebuilt from their changelog in full
+	// whenever their task starts on an instance.
+	InMemory
+	// Persistent stores live on Pebble under state.dir and keep a checkpoint of the
+	// changelog offset they reflect, so a restart restores only the changelog's tail.
+	Persistent
+)
+
+func (t StoreType) String() string {
+	switch t {
+	case InMemory:
+		return "in-memory"
+	case Persistent:
+		return "persistent"
+	}
+	return "default"
+}
 
 // storeInst is one task's instance of a registered store: its data and, when logged, the
 // changelog partition every write is also sent to.
@@ -83,6 +123,16 @@ type storeInst struct {
 	task      *task
 	changelog string // resolved topic; "" when not logged
 	readOnly  bool   // a global store: only its topic writes it
+
+	// Persistent stores only (disk == nil in memory).
+	disk *diskStore
+	// pos is the next changelog offset the store does not reflect yet: the end reached by
+	// the restore, then one past the latest acknowledged write. -1: unknown, never
+	// checkpointed. Written by the producer's callbacks, hence atomic.
+	pos atomic.Int64
+	// dirty: written since the last committed transaction (exactly_once_v2), so the
+	// store holds uncommitted state and must not be checkpointed. Task goroutine only.
+	dirty bool
 }
 
 func (s *storeInst) put(k, v []byte) error {
@@ -94,10 +144,14 @@ func (s *storeInst) put(k, v []byte) error {
 	} else {
 		s.kv.put(k, v)
 	}
+	if err := s.kv.err(); err != nil {
+		return fmt.Errorf("store %q: %w", s.spec.name, err)
+	}
+	s.dirty = true
 	if s.changelog == "" {
 		return nil
 	}
-	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, s.task.nowMs(), nil)
+	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, s.task.nowMs(), nil, &s.pos)
 }
 
 // restore applies one changelog record (nil value deletes) without logging it again.
@@ -131,7 +185,7 @@ func (s KeyValueStore[K, V]) Get(k K) (V, bool, error) {
 	}
 	vb, ok := s.s.kv.get(kb)
 	if !ok {
-		return zero, false, nil
+		return zero, false, s.s.kv.err()
 	}
 	v, err := s.vs.Deserialize(s.s.changelog, vb)
 	return v, err == nil, err
@@ -196,21 +250,26 @@ func (s KeyValueStore[K, V]) scan(from, to []byte, fn func(K, V) bool) error {
 		}
 		return fn(k, v)
 	})
+	if ferr == nil {
+		ferr = s.s.kv.err()
+	}
 	return ferr
 }
 
-// StoreSpec declares a key-value store: its name, serdes and whether it is logged to the
+// StoreSpec declares a key-value store: its name, serdes, whether it is logged to the
 // changelog topic "<application.id>-<name>-changelog" (compacted; restored on start and when
-// its task moves to this instance).
+// its task moves to this instance) and where it lives (Type; DefaultStore follows
+// Config.DefaultStoreType).
 type StoreSpec[K, V any] struct {
 	Name    string
 	Keys    Serde[K]
 	Values  Serde[V]
 	Logging bool
+	Type    StoreType
 }
 
-// AddKeyValueStore registers an in-memory key-value store and connects it to the named
-// processors (more can be connected later with ConnectStore).
+// AddKeyValueStore registers a key-value store and connects it to the named processors (more
+// can be connected later with ConnectStore).
 func AddKeyValueStore[K, V any](t *Topology, spec StoreSpec[K, V], processors ...string) {
 	if spec.Name == "" || spec.Keys == nil || spec.Values == nil {
 		t.fail("store %q: name and serdes are required", spec.Name)
@@ -220,7 +279,7 @@ func AddKeyValueStore[K, V any](t *Topology, spec StoreSpec[K, V], processors ..
 		t.fail("duplicate store %q", spec.Name)
 		return
 	}
-	t.stores[spec.Name] = &storeSpec{name: spec.Name, logging: spec.Logging, keys: spec.Keys, values: spec.Values, newStore: newMemKV}
+	t.stores[spec.Name] = &storeSpec{name: spec.Name, logging: spec.Logging, keys: spec.Keys, values: spec.Values, typ: spec.Type}
 	t.storeOr = append(t.storeOr, spec.Name)
 	for _, p := range processors {
 		t.ConnectStore(p, spec.Name)

@@ -21,8 +21,9 @@ func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.Subtopology, i
 
 // collector receives what a task writes: sink records and changelog writes. partition < 0
 // leaves the choice to the producer's default partitioner (murmur2 of the key, as Kafka's).
+// A non-nil acked is raised to one past the record's offset once the write is acknowledged.
 type collector interface {
-	send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader) error
+	send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader, acked *atomic.Int64) error
 	partitions(topic string) (int32, error)
 }
 
@@ -44,8 +45,10 @@ type task struct {
 	puncts     []*Schedule
 	cur        *rec // record being processed; nil inside a punctuation
 	punctTime  int64
-	dropped    *atomic.Int64 // late records dropped by windowed operators; nil: not counted
-	globals    *globalStores // the instance's global stores, shared with its other tasks; may be nil
+	dropped    *atomic.Int64    // late records dropped by windowed operators; nil: not counted
+	globals    *globalStores    // the instance's global stores, shared with its other tasks; may be nil
+	state      *stateDir        // nil: every store in memory
+	saved      map[string]int64 // offsets in the checkpoint file written last
 }
 
 // recordDropped counts one record dropped for arriving after its windows closed.
@@ -72,18 +75,46 @@ func resolveTopic(app, topic string, internal bool) string {
 
 func changelogTopic(app, store string) string { return app + "-" + store + "-changelog" }
 
-func newTask(topo *Topology, sub *subtopology, app string, partition int32, out collector, wallNow func() time.Time) *task {
+// newTask builds a task and opens its stores: persistent ones under st (nil: every store in
+// memory, whatever its type).
+func newTask(topo *Topology, sub *subtopology, app string, partition int32, out collector, wallNow func() time.Time, st *stateDir) (*task, error) {
 	t := &task{
 		id: TaskID{sub.id, partition}, app: app, topo: topo, sub: sub, out: out,
 		insts: map[string]*nodeInst{}, byTopic: map[string]*nodeInst{}, stores: map[string]*storeInst{},
-		streamTime: math.MinInt64, wallNow: wallNow,
+		streamTime: math.MinInt64, wallNow: wallNow, state: st,
 	}
+	var ckpts map[string]int64
 	for _, name := range sub.stores {
 		spec := topo.stores[name]
-		si := &storeInst{spec: spec, kv: spec.newStore(), task: t}
+		si := &storeInst{spec: spec, task: t}
+		si.pos.Store(-1)
 		if spec.logging {
 			si.changelog = changelogTopic(app, name)
 		}
+		var kv kvBytes
+		if st.persistent(spec) {
+			var err error
+			if ckpts == nil {
+				ckpts, err = st.openTask(t.id)
+			}
+			if err == nil {
+				si.disk, err = st.openStore(t.id, name)
+			}
+			if err != nil {
+				_ = t.closeStores(false)
+				return nil, err
+			}
+			if off, ok := ckpts[name]; ok {
+				si.disk.ckpt = off
+			}
+			kv = si.disk.kv
+		} else {
+			kv = newMemKV()
+		}
+		if spec.suffix > 0 {
+			kv = &suffixKV{m: kv, suffix: spec.suffix}
+		}
+		si.kv = kv
 		t.stores[name] = si
 	}
 	for _, n := range sub.nodes {
@@ -107,7 +138,7 @@ func newTask(topo *Topology, sub *subtopology, app string, partition int32, out 
 			t.insts[n.name].children = append(t.insts[n.name].children, t.insts[c])
 		}
 	}
-	return t
+	return t, nil
 }
 
 // changelogs lists the resolved changelog topics of the task's logged stores.
@@ -321,5 +352,5 @@ func (p *sinkProc) process(r rec) error {
 			return fmt.Errorf("%w: partitioner chose partition %d of %d for %q", ErrProcessing, part, n, p.topic)
 		}
 	}
-	return p.ctx.t.out.send(p.topic, part, kb, vb, r.ts, r.headers)
+	return p.ctx.t.out.send(p.topic, part, kb, vb, r.ts, r.headers, nil)
 }

@@ -274,14 +274,15 @@ func (t *Topology) Describe() TopologyDescription {
 // storeSpec is a registered store: how to build one instance per task and its serdes (kept
 // as any; typed accessors assert them).
 type storeSpec struct {
-	name     string
-	logging  bool
-	keys     any
-	values   any
-	newStore func() kvBytes
-	kind     storeKind
-	size     int64 // window stores: window length in ms (the end of a window is start+size)
-	global   bool  // a global table's store: one per instance, filled from its topic
+	name    string
+	logging bool
+	keys    any
+	values  any
+	typ     StoreType // DefaultStore: the application's DefaultStoreType
+	suffix  int       // window stores 8, session stores 16: bytes of times after the key
+	kind    storeKind
+	size    int64 // window stores: window length in ms (the end of a window is start+size)
+	global  bool  // a global table's store: one per instance, filled from its topic
 }
 
 // storeKind says how a store's bytes are laid out and which typed view reads it.
@@ -292,6 +293,24 @@ const (
 	windowStore
 	sessionStore
 )
+
+// SetStoreType chooses where an already added store lives (in memory or on Pebble), for
+// stores the DSL declares by name (Count("counts"), Aggregate(…, "store", …), joins …). It
+// overrides Config.DefaultStoreType for that store. Global tables' stores are always in
+// memory.
+func (t *Topology) SetStoreType(store string, typ StoreType) {
+	spec, ok := t.stores[store]
+	switch {
+	case !ok:
+		t.fail("set store type: unknown store %q", store)
+	case spec.global:
+		t.fail("set store type: %q is a global table's store, which is kept in memory", store)
+	case typ < DefaultStore || typ > Persistent:
+		t.fail("set store type of %q: unknown type %d", store, typ)
+	default:
+		spec.typ = typ
+	}
+}
 
 // PunctuationType says which clock drives a punctuation.
 type PunctuationType int

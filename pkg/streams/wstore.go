@@ -19,14 +19,11 @@ type Windowed[K any] struct {
 // serialized key followed by fixed-width big-endian times (start for windows; end then start
 // for sessions). In memory each key is prefixed by its length, so that the entries of one key
 // are contiguous and ordered by time even when another key extends it as a byte prefix.
-// get/put/del/scan take and give changelog-layout keys.
+// get/put/del/scan take and give changelog-layout keys. The inner store (memory or Pebble)
+// holds the prefixed keys.
 type suffixKV struct {
-	m      *memKV
+	m      kvBytes
 	suffix int // bytes of times after the key: 8 or 16
-}
-
-func newSuffixKV(suffix int) func() kvBytes {
-	return func() kvBytes { return &suffixKV{m: newMemKV().(*memKV), suffix: suffix} }
 }
 
 func (s *suffixKV) in(k []byte) []byte {
@@ -39,6 +36,8 @@ func (s *suffixKV) get(k []byte) ([]byte, bool) { return s.m.get(s.in(k)) }
 func (s *suffixKV) put(k, v []byte)             { s.m.put(s.in(k), v) }
 func (s *suffixKV) del(k []byte)                { s.m.del(s.in(k)) }
 func (s *suffixKV) len() int                    { return s.m.len() }
+func (s *suffixKV) err() error                  { return s.m.err() }
+func (s *suffixKV) close() error                { return s.m.close() }
 
 func (s *suffixKV) scan(from, to []byte, fn func(k, v []byte) bool) {
 	if from != nil {
@@ -91,7 +90,7 @@ func (w WindowStore[K, V]) Fetch(k K, start time.Time) (V, bool, error) {
 	}
 	vb, ok := w.s.kv.get(kb)
 	if !ok {
-		return zero, false, nil
+		return zero, false, w.s.kv.err()
 	}
 	v, err := w.vs.Deserialize(w.s.changelog, vb)
 	return v, err == nil, err
@@ -158,6 +157,9 @@ func (w WindowStore[K, V]) scan(lo, hi []byte, fn func(Windowed[K], V) bool) err
 		ferr = err
 		return false
 	})
+	if ferr == nil {
+		ferr = w.s.kv.err()
+	}
 	return ferr
 }
 
@@ -243,33 +245,38 @@ func (s SessionStore[K, V]) scan(lo, hi []byte, fn func(Windowed[K], V) bool) er
 		ferr = err
 		return false
 	})
+	if ferr == nil {
+		ferr = s.s.kv.err()
+	}
 	return ferr
 }
 
-// WindowStoreSpec declares a window store: windows of Size, one value per key and start.
+// WindowStoreSpec declares a window store: windows of Size, one value per key and start;
+// Type chooses memory or Pebble as for StoreSpec.
 type WindowStoreSpec[K, V any] struct {
 	Name    string
 	Keys    Serde[K]
 	Values  Serde[V]
 	Size    time.Duration
 	Logging bool
+	Type    StoreType
 }
 
-// AddWindowStore registers an in-memory window store, logged to
-// "<application.id>-<name>-changelog" when Logging is set, and connects it to processors.
+// AddWindowStore registers a window store, logged to "<application.id>-<name>-changelog"
+// when Logging is set, and connects it to processors.
 func AddWindowStore[K, V any](t *Topology, spec WindowStoreSpec[K, V], processors ...string) {
 	if spec.Size <= 0 {
 		t.fail("window store %q: size must be positive", spec.Name)
 		return
 	}
 	addStore(t, &storeSpec{name: spec.Name, logging: spec.Logging, keys: spec.Keys, values: spec.Values,
-		newStore: newSuffixKV(8), kind: windowStore, size: spec.Size.Milliseconds()}, spec.Keys == nil || spec.Values == nil, processors)
+		typ: spec.Type, suffix: 8, kind: windowStore, size: spec.Size.Milliseconds()}, spec.Keys == nil || spec.Values == nil, processors)
 }
 
-// AddSessionStore registers an in-memory session store (see AddWindowStore).
+// AddSessionStore registers a session store (see AddWindowStore).
 func AddSessionStore[K, V any](t *Topology, spec StoreSpec[K, V], processors ...string) {
 	addStore(t, &storeSpec{name: spec.Name, logging: spec.Logging, keys: spec.Keys, values: spec.Values,
-		newStore: newSuffixKV(16), kind: sessionStore}, spec.Keys == nil || spec.Values == nil, processors)
+		typ: spec.Type, suffix: 16, kind: sessionStore}, spec.Keys == nil || spec.Values == nil, processors)
 }
 
 func addStore(t *Topology, sp *storeSpec, noSerdes bool, processors []string) {

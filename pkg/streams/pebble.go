@@ -1,0 +1,162 @@
+package streams
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pebbleKV is the persistent kvBytes: one Pebble database per task and store, in the store's
+// directory under state.dir. Writes go to Pebble's write-ahead log without an fsync; sync
+// makes them durable, and the task does so before it writes a checkpoint, so a checkpoint
+// never claims more than the disk holds. Pebble recovers a prefix of the log after a crash,
+// and the changelog's tail after the checkpoint replays the rest.
+//
+// Same rules as every kvBytes: one writer (the task's goroutine); reads may come from
+// another goroutine only while the application's store lock excludes the writer. After the
+// first I/O error (err) every operation is a no-op that reads as empty.
+type pebbleKV struct {
+	db      *pebble.DB
+	dir     string
+	failure error
+}
+
+// openPebbleKV opens (creating if needed) the database in dir.
+func openPebbleKV(dir string, log *slog.Logger) (*pebbleKV, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrStateStore, dir, err)
+	}
+	return &pebbleKV{db: db, dir: dir}, nil
+}
+
+func (s *pebbleKV) fail(op string, err error) {
+	if s.failure == nil {
+		s.failure = fmt.Errorf("%w: %s %s: %w", ErrStateStore, op, s.dir, err)
+	}
+}
+
+func (s *pebbleKV) get(k []byte) ([]byte, bool) {
+	if s.failure != nil {
+		return nil, false
+	}
+	v, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false
+	}
+	if err != nil {
+		s.fail("get", err)
+		return nil, false
+	}
+	out := append([]byte{}, v...) // non-nil even when empty: a present value
+	_ = c.Close()
+	return out, true
+}
+
+func (s *pebbleKV) put(k, v []byte) {
+	if s.failure == nil {
+		if err := s.db.Set(k, v, pebble.NoSync); err != nil {
+			s.fail("put", err)
+		}
+	}
+}
+
+func (s *pebbleKV) del(k []byte) {
+	if s.failure == nil {
+		if err := s.db.Delete(k, pebble.NoSync); err != nil {
+			s.fail("delete", err)
+		}
+	}
+}
+
+// scan iterates a consistent view taken when it starts; writes made by fn are not seen. Keys
+// and values handed to fn are copies, which callers (and their deserializers) may keep.
+func (s *pebbleKV) scan(from, to []byte, fn func(k, v []byte) bool) {
+	if s.failure != nil {
+		return
+	}
+	o := &pebble.IterOptions{LowerBound: from}
+	if to != nil {
+		o.UpperBound = append(append(make([]byte, 0, len(to)+1), to...), 0) // inclusive: to's successor
+	}
+	it, err := s.db.NewIter(o)
+	if err != nil {
+		s.fail("scan", err)
+		return
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			s.fail("scan", err)
+			break
+		}
+		if !fn(append([]byte(nil), it.Key()...), append([]byte{}, v...)) {
+			break
+		}
+	}
+	if err := it.Close(); err != nil {
+		s.fail("scan", err)
+	}
+}
+
+// len counts the entries: O(n) on disk, so only for tests and queries.
+func (s *pebbleKV) len() int {
+	n := 0
+	s.scan(nil, nil, func(_, _ []byte) bool { n++; return true })
+	return n
+}
+
+func (s *pebbleKV) err() error { return s.failure }
+
+// sync makes every write so far durable (one fsync of the write-ahead log).
+func (s *pebbleKV) sync() error {
+	if s.failure != nil {
+		return s.failure
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.fail("sync", err)
+	}
+	return s.failure
+}
+
+// empty reports whether the database holds no key.
+func (s *pebbleKV) empty() bool {
+	none := true
+	s.scan(nil, nil, func(_, _ []byte) bool { none = false; return false })
+	return none
+}
+
+func (s *pebbleKV) close() error {
+	if s.db == nil {
+		return nil
+	}
+	err := s.db.Close()
+	s.db = nil
+	if s.failure == nil {
+		s.failure = fmt.Errorf("%w: %s is closed", ErrStateStore, s.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: close %s: %w", ErrStateStore, s.dir, err)
+	}
+	return nil
+}
+
+// pebbleLogger routes Pebble's messages to the application's logger: its routine events at
+// debug level, its errors as warnings.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Warn("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := "pebble: " + fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic(msg) // Pebble expects Fatalf not to return
+}
