@@ -24,7 +24,7 @@ func handleBrokerHeartbeat(ctx context.Context, h *Handlers, req *Request) (Resp
 		offset = uint64(r.CurrentMetadataOffset)
 	}
 	res, err := h.Controller.Heartbeat(ctx, controller.Heartbeat{BrokerID: r.BrokerID, BrokerEpoch: r.BrokerEpoch,
-		MetadataOffset: offset, WantFence: r.WantFence, WantShutDown: r.WantShutdown})
+		MetadataOffset: offset, WantFence: r.WantFence, WantShutDown: r.WantShutdown, Conn: req.Conn.ID})
 	if err != nil {
 		resp.ErrorCode = errCode(err)
 		return resp, nil

@@ -75,3 +75,11 @@ func (h *Handlers) leader(topic string, index int32) (*partition.Partition, erro
 	}
 	return p, nil
 }
+
+// ConnClosed is called by the server when a connection ends: a broker whose heartbeats came
+// on it may have died (the controller fences it soon unless it heartbeats again).
+func (h *Handlers) ConnClosed(info ConnInfo) {
+	if h.Controller != nil {
+		h.Controller.ConnClosed(info.ID)
+	}
+}

@@ -148,12 +148,14 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		return nil, fmt.Errorf("metadata: %w", err)
 	}
 	b.ctrl = controller.New(b.store, controller.Options{
-		NodeID:                       cfg.NodeID,
-		DefaultPartitions:            cfg.NumPartitions,
-		DefaultReplicationFactor:     cfg.DefaultReplicationFactor,
-		ValidateTopicConfigs:         config.ValidateTopicConfigs,
-		ValidateBrokerConfigs:        config.ValidateDynamicBrokerConfigs,
-		SessionTimeout:               time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
+		NodeID:                   cfg.NodeID,
+		DefaultPartitions:        cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		ValidateTopicConfigs:     config.ValidateTopicConfigs,
+		ValidateBrokerConfigs:    config.ValidateDynamicBrokerConfigs,
+		SessionTimeout:           time.Duration(cfg.BrokerSessionTimeoutMs) * time.Millisecond,
+		// A broker whose heartbeat connection closed reconnects within an interval if alive.
+		LostGrace:                    2 * time.Duration(cfg.BrokerHeartbeatIntervalMs) * time.Millisecond,
 		AutoLeaderRebalance:          cfg.AutoLeaderRebalance,
 		LeaderImbalanceCheckInterval: time.Duration(cfg.LeaderImbalanceCheckIntervalS) * time.Second,
 		LeaderImbalancePercentage:    int(cfg.LeaderImbalancePercentage),

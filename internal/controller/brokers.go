@@ -17,6 +17,11 @@ type Heartbeat struct {
 	MetadataOffset uint64 // the broker's applied metadata index
 	WantFence      bool
 	WantShutDown   bool
+	// Conn identifies the connection the heartbeat came on (0: none, a local call). When
+	// that connection closes with no heartbeat since (ConnClosed), the broker is fenced
+	// after Options.LostGrace instead of the whole session timeout: a killed process closes
+	// its sockets at once.
+	Conn uint64
 }
 
 // HeartbeatResult is the controller's answer to a Heartbeat.

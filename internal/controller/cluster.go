@@ -56,6 +56,7 @@ func (c *Controller) Heartbeat(ctx context.Context, hb Heartbeat) (HeartbeatResu
 		c.mu.Lock()
 		l := c.livenessLocked(hb.BrokerID)
 		l.lastContact, l.lastHeartbeat, l.metadataOffset = now, now, hb.MetadataOffset
+		l.conn, l.lostAt = hb.Conn, time.Time{}
 		c.mu.Unlock()
 		res, wrote = r, len(recs) > 0
 		return recs, nil
@@ -79,13 +80,14 @@ func (c *Controller) Heartbeat(ctx context.Context, hb Heartbeat) (HeartbeatResu
 // check interval. On any other node it does nothing.
 func (c *Controller) Tick(ctx context.Context) error {
 	if _, leader := c.store.LeaderTerm(); !leader {
+		c.noteLeader()
 		return nil
 	}
 	_, err := c.run(ctx, func(img *metadata.Image, now time.Time) ([]metadata.Record, error) {
 		c.mu.Lock()
 		contact := make(map[int32]time.Time, len(c.mu.live))
 		for id, l := range c.mu.live {
-			contact[id] = l.lastContact
+			contact[id] = l.sessionContact(c.o)
 		}
 		termStart := c.mu.termStart
 		rebalance := c.o.AutoLeaderRebalance && now.Sub(c.mu.lastRebalance) >= c.o.LeaderImbalanceCheckInterval

@@ -711,3 +711,70 @@ func TestControllerClusterAPIs(t *testing.T) {
 		t.Fatal("list on a follower")
 	}
 }
+
+// TestLostConnectionFencesEarly: a broker whose heartbeat connection closed is fenced
+// LostGrace later unless it heartbeats again; one that reconnects is not; the previous
+// controller gets LostGrace after a new term to show it is alive.
+func TestLostConnectionFencesEarly(t *testing.T) {
+	ctx := ctxT(t)
+	clk := &clock{now: epoch}
+	st := &leaderStore{fakeStore: fakeStore{img: cluster(t, part(0, r(1, 2), r(1, 2), 1)), term: 1, leader: true}, other: -1}
+	o := testOptions()
+	o.Now, o.SessionTimeout, o.LostGrace = clk.Now, 9*time.Second, 500*time.Millisecond
+	o.NodeID = 4 // this node hosts the controller only
+	c := New(st, o)
+	beat := func(id int32, conn uint64) {
+		t.Helper()
+		if _, err := c.Heartbeat(ctx, Heartbeat{BrokerID: id, BrokerEpoch: ep, MetadataOffset: st.Image().AppliedIndex(), Conn: conn}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := func() {
+		t.Helper()
+		if err := c.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick()
+	beat(1, 10)
+	beat(2, 20)
+	beat(3, 30)
+	c.ConnClosed(20) // broker 2's process died
+	c.ConnClosed(30) // broker 3 reconnects at once
+	beat(3, 31)
+	clk.Advance(400 * time.Millisecond)
+	tick()
+	if got := state(st.Image()); got != "| p0 r=[1 2] isr=[1 2] l=1" {
+		t.Fatalf("fenced before the grace: %s", got)
+	}
+	clk.Advance(200 * time.Millisecond)
+	beat(1, 10)
+	beat(3, 31)
+	tick()
+	if got := state(st.Image()); got != "b2:fenced | p0 r=[1 2] isr=[1] l=1" {
+		t.Fatalf("after the grace: %s", got)
+	}
+
+	// This node takes over from node 3 (still alive) and node 1 (gone): the previous
+	// controller is fenced after the grace unless it heartbeats.
+	st.setLeader(2, false)
+	st.other = 1
+	tick() // a follower remembers who leads
+	st.setLeader(3, true)
+	tick()
+	clk.Advance(300 * time.Millisecond)
+	beat(3, 32)
+	clk.Advance(300 * time.Millisecond)
+	tick()
+	if got := state(st.Image()); !strings.Contains(got, "b1:fenced") || strings.Contains(got, "b3:fenced") {
+		t.Fatalf("after taking over from node 1: %s", got)
+	}
+}
+
+// leaderStore is a fakeStore that also names the quorum leader.
+type leaderStore struct {
+	fakeStore
+	other int32
+}
+
+func (s *leaderStore) LeaderID() (int32, bool) { return s.other, s.other >= 0 }

@@ -57,6 +57,9 @@ type Controller struct {
 		termStart     time.Time // when this node was first seen leading term
 		live          map[int32]*brokerLiveness
 		lastRebalance time.Time
+		// otherLeader is the last other node seen leading the quorum (-1: none), so that a
+		// new term can treat the previous controller as possibly gone.
+		otherLeader int32
 	}
 }
 
@@ -66,6 +69,19 @@ type brokerLiveness struct {
 	lastHeartbeat  time.Time // zero until a heartbeat arrives in this term
 	metadataOffset uint64
 	shutdownIndex  uint64 // entry that last moved partitions for its controlled shutdown
+	conn           uint64    // connection of the last heartbeat (0: unknown or local)
+	lostAt         time.Time // when conn closed with no heartbeat since (zero: it did not)
+}
+
+// sessionContact is the session clock Tick fences by: the last contact, or earlier when the
+// connection of the last heartbeat closed, so that the broker is fenced LostGrace after.
+func (l *brokerLiveness) sessionContact(o Options) time.Time {
+	if !l.lostAt.IsZero() && !l.lastContact.After(l.lostAt) {
+		if early := l.lostAt.Add(o.LostGrace - o.SessionTimeout); early.Before(l.lastContact) {
+			return early
+		}
+	}
+	return l.lastContact
 }
 
 // New returns a controller over store. Options are copied; zero fields take
@@ -73,6 +89,7 @@ type brokerLiveness struct {
 func New(store Store, o Options) *Controller {
 	c := &Controller{store: store, o: o.withDefaults(), turn: make(chan struct{}, 1)}
 	c.mu.live = map[int32]*brokerLiveness{}
+	c.mu.otherLeader = -1
 	return c
 }
 
@@ -124,6 +141,41 @@ func (c *Controller) noteTerm(term uint64, now time.Time) {
 		l.lastContact = now
 		l.lastHeartbeat = time.Time{}
 		l.shutdownIndex = 0
+		l.conn, l.lostAt = 0, time.Time{}
+	}
+	// The previous controller most likely lost the role by dying: it gets LostGrace to show
+	// it is alive (its heartbeats reach this node within one interval if it is).
+	if prev := c.mu.otherLeader; prev >= 0 && prev != c.o.NodeID {
+		c.livenessLocked(prev).lostAt = now
+	}
+}
+
+// ConnClosed tells the controller that a connection ended; a broker whose last heartbeat
+// came on it is fenced LostGrace later unless it heartbeats again.
+func (c *Controller) ConnClosed(conn uint64) {
+	if conn == 0 {
+		return
+	}
+	now := c.o.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range c.mu.live {
+		if l.conn == conn {
+			l.conn, l.lostAt = 0, now
+		}
+	}
+}
+
+// noteLeader remembers the node that leads the quorum when it is not this one.
+func (c *Controller) noteLeader() {
+	ls, ok := c.store.(interface{ LeaderID() (int32, bool) })
+	if !ok {
+		return
+	}
+	if id, known := ls.LeaderID(); known && id != c.o.NodeID {
+		c.mu.Lock()
+		c.mu.otherLeader = id
+		c.mu.Unlock()
 	}
 }
 

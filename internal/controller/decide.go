@@ -40,6 +40,11 @@ type Options struct {
 	// SessionTimeout (broker.session.timeout.ms) fences a broker whose
 	// heartbeats stop for longer; 0 means 9 s.
 	SessionTimeout time.Duration
+	// LostGrace fences a broker that long after the connection of its last heartbeat
+	// closed, if no heartbeat came since (it reconnects within one heartbeat interval when
+	// alive); and the previous active controller that long after this node took over. 0
+	// means the session timeout (no faster fencing).
+	LostGrace time.Duration
 	// AutoLeaderRebalance (auto.leader.rebalance.enable) runs preferred
 	// leader elections every LeaderImbalanceCheckInterval (0 means 300 s)
 	// for brokers whose share of preferred partitions led by others exceeds
@@ -69,6 +74,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = 9 * time.Second
+	}
+	if o.LostGrace <= 0 || o.LostGrace > o.SessionTimeout {
+		o.LostGrace = o.SessionTimeout
 	}
 	if o.LeaderImbalanceCheckInterval <= 0 {
 		o.LeaderImbalanceCheckInterval = 300 * time.Second

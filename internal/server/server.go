@@ -119,10 +119,19 @@ func (s *Server) acceptLoop(name string, l net.Listener) {
 	}
 }
 
+// ConnObserver is implemented by a Handler that wants to know when a connection ends (the
+// controller learns a broker's heartbeat connection dropped, see api.ConnClosed).
+type ConnObserver interface {
+	ConnClosed(info api.ConnInfo)
+}
+
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
 	delete(s.mu.conns, c)
 	s.mu.Unlock()
+	if o, ok := s.handler.(ConnObserver); ok {
+		o.ConnClosed(c.info)
+	}
 	s.wg.Done()
 }
 
