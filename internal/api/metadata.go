@@ -148,7 +148,10 @@ func (h *Handlers) describeTopic(img *metadata.Image, t *metadata.Topic, withOps
 		mp.Replicas = p.Replicas
 		mp.ISR = p.ISR
 		mp.OfflineReplicas = offlineReplicas(img, p.Replicas)
-		if p.Leader < 0 {
+		if p.Leader < 0 || p.Leader != h.Config.NodeID && h.Replicas.LeaderUnreachable(p.Leader) {
+			// A leader this broker's fetches cannot reach is most likely dead and about to be
+			// replaced: LEADER_NOT_AVAILABLE makes clients ask again shortly instead of
+			// waiting out their metadata age on a stale answer.
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		if _, err := h.Replicas.Get(t.Name, p.ID); err != nil && p.Leader == h.Config.NodeID {

@@ -68,7 +68,7 @@ type brokerLiveness struct {
 	lastContact    time.Time // session clock: last heartbeat, registration or term start
 	lastHeartbeat  time.Time // zero until a heartbeat arrives in this term
 	metadataOffset uint64
-	shutdownIndex  uint64 // entry that last moved partitions for its controlled shutdown
+	shutdownIndex  uint64    // entry that last moved partitions for its controlled shutdown
 	conn           uint64    // connection of the last heartbeat (0: unknown or local)
 	lostAt         time.Time // when conn closed with no heartbeat since (zero: it did not)
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -64,6 +65,9 @@ type fetcher struct {
 	wake   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
+	// failingSince is when requests to the leader started failing (unix ns), 0 while they
+	// succeed: a follower's first sign that its leader died, shown to clients (Metadata).
+	failingSince atomic.Int64
 }
 
 func newFetcher(cfg *FetcherConfig, leader int32, addr string, lg *slog.Logger) (*fetcher, error) {
@@ -155,6 +159,11 @@ func (f *fetcher) run(ctx context.Context) {
 			err = f.truncate(ctx, trunc)
 		} else {
 			err = f.fetch(ctx, parts)
+		}
+		if err == nil {
+			f.failingSince.Store(0)
+		} else if ctx.Err() == nil {
+			f.failingSince.CompareAndSwap(0, time.Now().UnixNano())
 		}
 		if err != nil && ctx.Err() == nil {
 			f.lg.Debug("replica fetch failed", "addr", f.addr, "err", err)

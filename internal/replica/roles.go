@@ -233,3 +233,13 @@ func (m *Manager) closeFetchers() {
 		delete(m.repl.mu.fetchers, id)
 	}
 }
+
+// LeaderUnreachable reports whether this node follows partitions of leader and its fetch
+// requests to it have been failing (refused or broken connections): the leader is most
+// likely gone, even though the controller has not fenced it yet.
+func (m *Manager) LeaderUnreachable(leader int32) bool {
+	m.repl.mu.Lock()
+	f := m.repl.mu.fetchers[leader]
+	m.repl.mu.Unlock()
+	return f != nil && f.failingSince.Load() != 0
+}
