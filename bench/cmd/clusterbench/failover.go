@@ -165,7 +165,7 @@ func failover(ctx context.Context, o foOptions) ([]killRun, totals, error) {
 		kgo.DefaultProduceTopic(foTopic),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(o.linger),
-		kgo.WithLogger(kgo.BasicLogger(clientLog, kgo.LogLevelInfo, func() string {
+		kgo.WithLogger(kgo.BasicLogger(clientLog, clientLogLevel(), func() string {
 			return time.Now().UTC().Format("15:04:05.000000 ")
 		})),
 	}
@@ -366,4 +366,13 @@ func minAgeText(d time.Duration) string {
 		return "franz-go's default metadata refresh limits (`MetadataMinAge` 5 s)"
 	}
 	return fmt.Sprintf("`kgo.MetadataMinAge(%v)` (at most one metadata refresh per %v; franz-go's default is 5 s)", d, d)
+}
+
+// clientLogLevel is the producer's log level: info, or debug with POSTE_BENCH_CLIENT_DEBUG=1
+// (to see the client's side of a failover: metadata refreshes, backoffs, moves).
+func clientLogLevel() kgo.LogLevel {
+	if os.Getenv("POSTE_BENCH_CLIENT_DEBUG") != "" {
+		return kgo.LogLevelDebug
+	}
+	return kgo.LogLevelInfo
 }
