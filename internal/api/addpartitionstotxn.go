@@ -1,11 +1,14 @@
 package api
 
-// AddPartitionsToTxn (key 24), versions 0–4.
+// AddPartitionsToTxn (key 24), versions 0–5.
 //   v1: no schema change.  v2: no schema change.  v3: flexible.
-//   v4: batched transactions and the verify-only form (KIP-890): a verify-only transaction
-//       is checked, never changed — each partition answers whether it is already in the
-//       producer's ongoing transaction (INVALID_TXN_STATE if not).
-// v5 (transactions without AddPartitionsToTxn, KIP-890 part 2) is not served.
+//   v4: broker to coordinator only: batched transactions and the verify-only form (KIP-890):
+//       a verify-only transaction is checked, never changed — each partition answers whether
+//       it is already in the producer's ongoing transaction (INVALID_TXN_STATE if not). The
+//       adding form (verify-only false) is what the leader of a partition sends for a producer
+//       of transaction version 2 whose first transactional batch arrived there (KIP-890 part
+//       2): the partition joins the transaction, which is opened if none is.
+//   v5: no schema change (TRANSACTION_ABORTABLE allowed; Poste answers as for v4).
 // A partition of a topic that does not exist gets UNKNOWN_TOPIC_OR_PARTITION and the others
 // OPERATION_NOT_ATTEMPTED, as in Kafka; otherwise every partition gets the transaction's error.
 
@@ -18,13 +21,14 @@ import (
 	"github.com/poste-io/poste/internal/txn"
 )
 
-func init() { register(24, 0, 4, handleAddPartitionsToTxn) }
+func init() { register(24, 0, 5, handleAddPartitionsToTxn) }
 
 type txnPartitions struct {
 	id     string
 	pid    int64
 	epoch  int16
 	verify bool
+	v2     bool // a broker's adding form (v4+): transaction version 2
 	topics map[string][]int32
 	order  []string
 }
@@ -42,7 +46,7 @@ func handleAddPartitionsToTxn(ctx context.Context, h *Handlers, req *Request) (R
 	} else {
 		for _, rx := range r.Transactions {
 			t := txnPartitions{id: rx.TransactionalID, pid: rx.ProducerID, epoch: rx.ProducerEpoch, verify: rx.VerifyOnly,
-				topics: map[string][]int32{}}
+				v2: !rx.VerifyOnly, topics: map[string][]int32{}}
 			for _, rt := range rx.Topics {
 				t.topics[rt.Topic] = append(t.topics[rt.Topic], rt.Partitions...)
 				t.order = append(t.order, rt.Topic)
@@ -130,7 +134,11 @@ func (h *Handlers) addPartitions(t *txnPartitions) func() map[txn.TopicPartition
 			return codes
 		}
 	}
-	wait := awaitResult(func(cb func(error)) { h.Txns.AddPartitions(t.id, t.pid, t.epoch, tps, cb) })
+	add := h.Txns.AddPartitions
+	if t.v2 {
+		add = h.Txns.AddPartitionsV2
+	}
+	wait := awaitResult(func(cb func(error)) { add(t.id, t.pid, t.epoch, tps, cb) })
 	return func() map[txn.TopicPartition]int16 {
 		code := errCode(wait())
 		for _, tp := range tps {

@@ -5,7 +5,9 @@ package api
 //   its epoch after an error). Without a transactional id it gets a fresh producer id instead,
 //   which is equally safe for idempotence; with one, the transaction coordinator bumps the
 //   epoch if the id and epoch are the current ones, else PRODUCER_FENCED.
-//   v4–v5: no schema change.
+//   v4–v5: no schema change. Transaction version 2 changes nothing here: InitProducerId
+//   bumps the epoch as before, and each EndTxn v5 bumps it again.
+// v6 (KIP-939 two-phase commit fields) is not served: the codec stops at v5.
 // With a transactional id the request goes to the id's coordinator (internal/txn): a new id
 // gets a producer id at epoch 0; a known one gets its epoch bumped, fencing older instances
 // (an open transaction of theirs is aborted first: CONCURRENT_TRANSACTIONS until it is).

@@ -85,7 +85,7 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 				continue
 			}
 			if r.TransactionID != nil {
-				if code := h.verifyTxnProduce(*r.TransactionID, rt.Topic, rp.Partition, rp.Records); code != 0 {
+				if code := h.checkTxnProduce(req.Version, *r.TransactionID, rt.Topic, rp.Partition, rp.Records); code != 0 {
 					sp.ErrorCode = code
 					continue
 				}

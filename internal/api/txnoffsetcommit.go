@@ -92,7 +92,7 @@ func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Resp
 			return resp
 		}
 		err := awaitResult(func(cb func(error)) {
-			h.Txns.CommitOffsets(r.TransactionalID, r.ProducerID, r.ProducerEpoch, pg, cb)
+			h.commitTxnOffsets(req.Version, r.TransactionalID, r.ProducerID, r.ProducerEpoch, pg, cb)
 		})()
 		code := errCode(err)
 		if req.Version < 3 && code == kerr.ProducerFenced.Code {

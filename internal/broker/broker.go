@@ -242,7 +242,8 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 	})
 	// The transaction coordinator, on __transaction_state, writes markers straight to the
 	// hosted partitions and commits transactional offsets through the group coordinator.
-	b.txns = txn.NewCoordinator(txn.Config{MaxTimeout: time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond},
+	b.txns = txn.NewCoordinator(txn.Config{MaxTimeout: time.Duration(cfg.TransactionMaxTimeoutMs) * time.Millisecond,
+		IDExpiration: time.Duration(cfg.TransactionalIDExpirationMs) * time.Millisecond},
 		cfg.NodeID, func(i int32) (coord.Log, error) {
 			p, err := b.replicas.Get(txn.StateTopic, i)
 			if err != nil {

@@ -76,7 +76,19 @@ type Config struct {
 	MaxTimeout time.Duration // transaction.max.timeout.ms
 	// RetryBackoff spaces retries of a marker or offset commit that failed.
 	RetryBackoff time.Duration
+	// IDExpiration is transactional.id.expiration.ms: a transactional id with no transaction
+	// open that has not been used for longer is removed. Zero means Kafka's default, 7 days.
+	IDExpiration time.Duration
+	// ExpiryCheckInterval spaces the scans for expired ids (Kafka's
+	// transaction.remove.expired.transaction.cleanup.interval.ms). Zero means one hour.
+	ExpiryCheckInterval time.Duration
 }
+
+// Defaults of Config.
+const (
+	DefaultIDExpiration        = 7 * 24 * time.Hour
+	DefaultExpiryCheckInterval = time.Hour
+)
 
 // InitRequest is an InitProducerId request with a transactional id.
 type InitRequest struct {
@@ -129,7 +141,8 @@ type markerJob struct {
 // Every method may be called from any goroutine; each calls its callback exactly once, from
 // the calling goroutine (an immediate error) or a shard goroutine. Callbacks must not block.
 // Marker writing runs on goroutines of its own (one per decided transaction), never on a
-// shard goroutine, since it waits for other partitions' commits.
+// shard goroutine, since it waits for other partitions' commits; so does the reservation of a
+// fresh producer id that an exhausted epoch needs, which may wait for the metadata quorum.
 type Coordinator struct {
 	cfg     Config
 	rt      *coord.Runtime[*Shard]
@@ -156,6 +169,12 @@ func NewCoordinator(cfg Config, nodeID int32, open func(index int32) (coord.Log,
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.IDExpiration <= 0 {
+		cfg.IDExpiration = DefaultIDExpiration
+	}
+	if cfg.ExpiryCheckInterval <= 0 {
+		cfg.ExpiryCheckInterval = DefaultExpiryCheckInterval
 	}
 	c := &Coordinator{cfg: cfg, pids: pids, markers: markers, offsets: offsets, pending: newPendingOffsets(),
 		lg: lg.With("component", "txn-coordinator"), closing: make(chan struct{})}

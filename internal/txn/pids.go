@@ -1,5 +1,6 @@
-// Package txn owns producer identities: producer-id allocation today; idempotence bookkeeping
-// beyond one partition and the transaction coordinator later.
+// Package txn owns producer identities and transactions: producer-id allocation and the
+// transaction coordinator (its state in __transaction_state, markers, transaction versions 1
+// and 2, timeouts and the expiration of idle transactional ids).
 package txn
 
 import (

@@ -14,6 +14,11 @@ import (
 //
 //   - Transaction metadata: Kafka's own schema (key v0 = transactional id, value v0 =
 //     producer id and epoch, timeout, state, partitions, timestamps), so Kafka's tools read it.
+//     A transactional id of transaction version 2 (or one whose producer id rotated) is
+//     written as value v1, whose tagged fields carry the previous and next producer ids and
+//     the client's transaction version, as Kafka 4 does; everything else stays v0.
+//   - A null value (tombstone) removes a transactional id that expired
+//     (transactional.id.expiration.ms).
 //   - Pending transactional offsets: a Poste record with key version offsetsKeyVersion
 //     (transactional id) and a value listing, per group, the member that committed and the
 //     offsets. A null value clears them once the transaction completes. Kafka keeps these in
@@ -33,6 +38,13 @@ func metaKey(id string) []byte {
 func metaRecord(t *txnMeta) coord.Record {
 	v := kmsg.NewTxnMetadataValue()
 	v.ProducerID, v.ProducerEpoch = t.pid, t.epoch
+	v.PreviousProducerID, v.NextProducerID = t.prevPid, t.nextPid
+	if t.tv2 {
+		v.ClientTransactionVersion = 2
+	}
+	if t.prevPid >= 0 || t.nextPid >= 0 || t.tv2 {
+		v.Version = 1
+	}
 	v.TimeoutMillis = int32(t.timeout.Milliseconds())
 	v.State = t.state
 	v.LastUpdateTimestamp = t.lastUpdate.UnixMilli()
@@ -57,6 +69,12 @@ func metaRecord(t *txnMeta) coord.Record {
 		v.Topics = append(v.Topics, vt)
 	}
 	return coord.Record{Key: metaKey(t.id), Value: v.AppendTo(nil)}
+}
+
+// tombstones are the records that remove a transactional id: its metadata and any pending
+// offsets.
+func tombstones(id string) []coord.Record {
+	return []coord.Record{{Key: metaKey(id)}, {Key: offsetsKey(id)}}
 }
 
 func offsetsKey(id string) []byte {

@@ -25,6 +25,22 @@ type txnMeta struct {
 	start      time.Time                // when the transaction began (zero when none)
 	lastUpdate time.Time
 	completing bool // markers are being written
+	// prevPid is the producer id before the last rotation (-1: none), so a retried EndTxn of
+	// the producer's last epoch under that id is recognised (transaction version 2).
+	prevPid int64
+	// nextPid is, while a transaction of version 2 is being decided, the producer id it
+	// rotates to once complete because its epoch is exhausted (-1: no rotation).
+	nextPid int64
+	// tv2 records that the producer runs transaction version 2 (KIP-890 part 2): its last
+	// EndTxn or partition addition used it, so every end of its transactions bumps the epoch.
+	tv2 bool
+	// expiring: the id's tombstone is being written (transactional.id.expiration.ms); it is
+	// no longer listed and accepts no transition.
+	expiring bool
+}
+
+func newTxnMeta(id string) *txnMeta {
+	return &txnMeta{id: id, prevPid: -1, nextPid: -1, parts: map[TopicPartition]bool{}, groups: map[string]bool{}}
 }
 
 func (t *txnMeta) preparing() bool {
@@ -40,6 +56,12 @@ func (t *txnMeta) preparing() bool {
 //     other transition is accepted meanwhile (CONCURRENT_TRANSACTIONS).
 //   - An Ongoing transaction has a timeout timer; when it fires the transaction is aborted
 //     with its epoch bumped, fencing the producer that left it hanging.
+//   - Under transaction version 2 every decision bumps the epoch, and markers carry the
+//     bumped one; nextPid is set only between a decision that exhausts the epoch and its
+//     completion, which switches to it (v2.go).
+//   - An id whose tombstone is being written (expiring) is neither described, listed nor
+//     changed; once the tombstone is durable it is deleted (expire.go). An expiry scan is
+//     always scheduled once the shard is loaded.
 type Shard struct {
 	index  int32
 	cfg    Config
@@ -74,10 +96,12 @@ func (s *Shard) Replay(_ int64, key, value []byte) error {
 		}
 		t := s.txns[k.TransactionalID]
 		if t == nil {
-			t = &txnMeta{id: k.TransactionalID}
+			t = newTxnMeta(k.TransactionalID)
 			s.txns[t.id] = t
 		}
 		t.pid, t.epoch, t.state = v.ProducerID, v.ProducerEpoch, v.State
+		// Value version 0 has no tagged fields: kmsg leaves their defaults (-1, 0).
+		t.prevPid, t.nextPid, t.tv2 = v.PreviousProducerID, v.NextProducerID, v.ClientTransactionVersion >= 2
 		t.timeout = time.Duration(v.TimeoutMillis) * time.Millisecond
 		t.lastUpdate = time.UnixMilli(v.LastUpdateTimestamp)
 		t.start = time.Time{}
@@ -124,6 +148,7 @@ func (s *Shard) Replay(_ int64, key, value []byte) error {
 // ones get their timeout back.
 func (s *Shard) Loaded(t coord.Timers, now time.Time) {
 	s.timers = t
+	s.scheduleExpiry(now)
 	ids := make([]string, 0, len(s.txns))
 	for id := range s.txns {
 		ids = append(ids, id)
@@ -154,18 +179,54 @@ func (s *Shard) scheduleTimeout(t *txnMeta) {
 		if t != s.txns[t.id] || t.state != kmsg.TransactionStateOngoing || t.pid != pid || t.epoch != epoch {
 			return coord.Result{}
 		}
-		s.deps.lg.Info("aborting timed out transaction", "transactional.id", t.id, "producer.id", pid, "epoch", epoch)
-		// The epoch bump fences the producer that left the transaction hanging.
-		if t.epoch < math.MaxInt16 {
-			t.epoch++
+		if t.tv2 && t.epoch >= math.MaxInt16-1 {
+			// The bump exhausts the epoch: the producer rotates to a fresh id, reserved off
+			// the shard goroutine first.
+			s.deps.withFreshPID(s.index, func(m *Shard, now time.Time, fresh int64, err error) coord.Result {
+				if t != m.txns[t.id] || t.state != kmsg.TransactionStateOngoing || t.pid != pid || t.epoch != epoch || t.completing {
+					return coord.Result{}
+				}
+				if err != nil {
+					m.deps.lg.Warn("reserving a producer id for a timed out transaction failed; retrying", "transactional.id", t.id, "err", err)
+					m.timers.Schedule(timeoutKey(t.id), now.Add(m.cfg.RetryBackoff), func(time.Time) coord.Result {
+						m.scheduleTimeout(t) // already due: fires at once and reserves again
+						return coord.Result{}
+					})
+					return coord.Result{}
+				}
+				return m.abortTimedOut(t, now, fresh)
+			}, nil) // a shard gone meanwhile: its next leader schedules the timeout again
+			return coord.Result{}
 		}
-		return s.prepare(t, false, now, nil)
+		return s.abortTimedOut(t, now, -1)
 	})
 }
 
+// abortTimedOut aborts t, whose timeout fired, with its epoch bumped: the bump fences the
+// producer that left the transaction hanging. fresh is the id a transaction of version 2
+// with an exhausted epoch rotates to; without one the timeout is tried again later.
+func (s *Shard) abortTimedOut(t *txnMeta, now time.Time, fresh int64) coord.Result {
+	if t != s.txns[t.id] || t.state != kmsg.TransactionStateOngoing || t.completing {
+		return coord.Result{}
+	}
+	if t.tv2 && t.epoch >= math.MaxInt16-1 {
+		if fresh < 0 {
+			s.scheduleTimeout(t)
+			return coord.Result{}
+		}
+		t.nextPid = fresh
+	}
+	s.deps.lg.Info("aborting timed out transaction", "transactional.id", t.id, "producer.id", t.pid, "epoch", t.epoch)
+	if t.epoch < math.MaxInt16 {
+		t.epoch++
+	}
+	return s.prepare(t, false, now, nil, nil)
+}
+
 // prepare moves t to PrepareCommit or PrepareAbort; once durable, cb (if any) is answered and
-// the markers are written.
-func (s *Shard) prepare(t *txnMeta, commit bool, now time.Time, cb func(error)) coord.Result {
+// the markers are written. If the record fails, undo (if any) reverts what the caller
+// changed in t before the state is restored.
+func (s *Shard) prepare(t *txnMeta, commit bool, now time.Time, undo func(), cb func(error)) coord.Result {
 	prev := t.state
 	t.state = kmsg.TransactionStatePrepareAbort
 	if commit {
@@ -176,6 +237,9 @@ func (s *Shard) prepare(t *txnMeta, commit bool, now time.Time, cb func(error)) 
 	s.timers.Cancel(timeoutKey(t.id))
 	return coord.Result{Records: []coord.Record{metaRecord(t)}, Done: func(err error) {
 		if err != nil {
+			if undo != nil {
+				undo()
+			}
 			t.state, t.completing = prev, false
 			if prev == kmsg.TransactionStateOngoing && s.txns[t.id] == t {
 				s.scheduleTimeout(t)
@@ -227,6 +291,11 @@ func (s *Shard) complete(job markerJob, now time.Time) coord.Result {
 	if job.commit {
 		t.state = kmsg.TransactionStateCompleteCommit
 	}
+	rotated := t.nextPid >= 0
+	if rotated {
+		// The epoch was exhausted: the producer continues under the id its EndTxn returned.
+		t.prevPid, t.pid, t.epoch, t.nextPid = t.pid, t.nextPid, 0, -1
+	}
 	hadOffsets := len(t.offsets) > 0
 	t.parts, t.groups, t.offsets = map[TopicPartition]bool{}, map[string]bool{}, nil
 	t.start, t.lastUpdate = time.Time{}, now
@@ -243,6 +312,9 @@ func (s *Shard) complete(job markerJob, now time.Time) coord.Result {
 			t.state = kmsg.TransactionStatePrepareAbort
 			if job.commit {
 				t.state = kmsg.TransactionStatePrepareCommit
+			}
+			if rotated {
+				t.nextPid, t.pid, t.epoch, t.prevPid = t.pid, job.pid, job.epoch, -1
 			}
 			s.deps.lg.Warn("recording a completed transaction failed", "transactional.id", t.id, "err", err)
 		}
@@ -262,8 +334,8 @@ func (s *Shard) InitProducerID(now time.Time, req InitRequest, newPID int64, cb 
 	}
 	t := s.txns[req.TransactionalID]
 	if t == nil {
-		t = &txnMeta{id: req.TransactionalID, pid: newPID, epoch: 0, timeout: timeout, state: kmsg.TransactionStateEmpty,
-			parts: map[TopicPartition]bool{}, groups: map[string]bool{}, lastUpdate: now}
+		t = newTxnMeta(req.TransactionalID)
+		t.pid, t.timeout, t.state, t.lastUpdate = newPID, timeout, kmsg.TransactionStateEmpty, now
 		s.txns[t.id] = t
 		return coord.Result{Records: []coord.Record{metaRecord(t)}, Done: func(err error) {
 			if err != nil {
@@ -280,20 +352,25 @@ func (s *Shard) InitProducerID(now time.Time, req InitRequest, newPID int64, cb 
 		// KIP-360: only the current producer may bump its own epoch.
 		return fail(ErrProducerFenced)
 	}
-	if t.completing || t.preparing() {
+	if t.completing || t.preparing() || t.expiring {
 		return fail(ErrConcurrentTransactions)
 	}
 	if t.state == kmsg.TransactionStateOngoing {
 		// A new instance of the producer: fence the old one and abort what it left open.
+		// Under transaction version 2 an exhausted epoch rotates to the reserved id, so the
+		// old instance retrying its abort is answered with an id it can still use.
+		if t.tv2 && t.epoch >= math.MaxInt16-1 {
+			t.nextPid = newPID
+		}
 		if t.epoch < math.MaxInt16 {
 			t.epoch++
 		}
-		res := s.prepare(t, false, now, nil)
+		res := s.prepare(t, false, now, nil, nil)
 		cb(InitResult{ProducerID: -1, ProducerEpoch: -1, Err: ErrConcurrentTransactions})
 		return res
 	}
 	if t.epoch >= math.MaxInt16-1 {
-		t.pid, t.epoch = newPID, 0
+		t.prevPid, t.pid, t.epoch = t.pid, newPID, 0
 	} else {
 		t.epoch++
 	}
@@ -315,6 +392,8 @@ func (s *Shard) check(id string, pid int64, epoch int16) (*txnMeta, error) {
 	switch {
 	case t == nil || t.pid != pid:
 		return nil, ErrInvalidProducerIDMapping
+	case t.expiring:
+		return nil, ErrConcurrentTransactions
 	case epoch != t.epoch:
 		return nil, ErrProducerFenced
 	}
@@ -324,34 +403,50 @@ func (s *Shard) check(id string, pid int64, epoch int16) (*txnMeta, error) {
 // AddPartitions serves AddPartitionsToTxn (and AddOffsetsToTxn, whose partition is the
 // group's __consumer_offsets partition).
 func (s *Shard) AddPartitions(now time.Time, id string, pid int64, epoch int16, tps []TopicPartition, group string, cb func(error)) coord.Result {
+	return s.addPartitions(now, id, pid, epoch, tps, group, false, cb)
+}
+
+// addPartitions adds tps (and group) to the producer's transaction, starting one if none
+// is open; tv2 records the transaction version of the request.
+func (s *Shard) addPartitions(now time.Time, id string, pid int64, epoch int16, tps []TopicPartition, group string, tv2 bool, cb func(error)) coord.Result {
 	t, err := s.check(id, pid, epoch)
-	if err == nil && (t.completing || t.preparing()) {
+	if err == nil && (t.completing || t.preparing() || t.expiring) {
 		err = ErrConcurrentTransactions
 	}
 	if err != nil {
 		cb(err)
 		return coord.Result{}
 	}
+	if !s.join(t, tps, group, tv2, now) {
+		cb(nil)
+		return coord.Result{}
+	}
+	return coord.Result{Records: []coord.Record{metaRecord(t)}, Done: cb}
+}
+
+// join adds tps and group to t's transaction, opening it if none is, and reports whether
+// the metadata changed (and must be written).
+func (s *Shard) join(t *txnMeta, tps []TopicPartition, group string, tv2 bool, now time.Time) bool {
 	if group != "" {
 		t.groups[group] = true
 	}
-	added := false
+	changed := t.tv2 != tv2
+	t.tv2 = tv2
 	for _, tp := range tps {
 		if !t.parts[tp] {
 			t.parts[tp] = true
-			added = true
+			changed = true
 		}
 	}
-	if !added && t.state == kmsg.TransactionStateOngoing {
-		cb(nil)
-		return coord.Result{}
+	if !changed && t.state == kmsg.TransactionStateOngoing {
+		return false
 	}
 	if t.state != kmsg.TransactionStateOngoing {
 		t.state, t.start = kmsg.TransactionStateOngoing, now
 		s.scheduleTimeout(t)
 	}
 	t.lastUpdate = now
-	return coord.Result{Records: []coord.Record{metaRecord(t)}, Done: cb}
+	return true
 }
 
 // Verify answers whether tp is part of the producer's ongoing transaction (KIP-890).
@@ -410,7 +505,7 @@ func (s *Shard) EndTxn(now time.Time, id string, pid int64, epoch int16, commit 
 			cb(ErrConcurrentTransactions)
 			return coord.Result{}
 		}
-		return s.prepare(t, commit, now, cb)
+		return s.prepare(t, commit, now, nil, cb)
 	case kmsg.TransactionStatePrepareCommit, kmsg.TransactionStateCompleteCommit:
 		err = nil
 		if !commit {
@@ -431,7 +526,7 @@ func (s *Shard) EndTxn(now time.Time, id string, pid int64, epoch int16, commit 
 // Describe returns a transaction's state.
 func (s *Shard) Describe(id string) Description {
 	t := s.txns[id]
-	if t == nil {
+	if t == nil || t.expiring {
 		return Description{TransactionalID: id, Err: ErrTransactionalIDNotFound}
 	}
 	d := Description{TransactionalID: id, State: t.state, ProducerID: t.pid, ProducerEpoch: t.epoch,
@@ -453,6 +548,9 @@ func (s *Shard) Describe(id string) Description {
 func (s *Shard) List() []Listing {
 	out := make([]Listing, 0, len(s.txns))
 	for _, t := range s.txns {
+		if t.expiring {
+			continue
+		}
 		l := Listing{TransactionalID: t.id, ProducerID: t.pid, State: t.state, StartTimestamp: -1}
 		if !t.start.IsZero() {
 			l.StartTimestamp = t.start.UnixMilli()

@@ -124,8 +124,25 @@ func TestClusterReplication(t *testing.T) {
 		}
 	}
 
-	// Every replica holds the same records, in the same offsets, up to the high watermark.
+	// Every replica holds the same records, in the same offsets, up to the high watermark
+	// (once the followers have learnt the leader's: they do on their next fetch).
 	for p := int32(0); p < 3; p++ {
+		hws := func() (lo, hi int64) {
+			lo, hi = -1, -1
+			for _, nd := range c.Nodes {
+				rp, err := nd.B.Replicas().Get(topic, p)
+				if err != nil {
+					t.Fatalf("node %d: %v", nd.ID, err)
+				}
+				hw := rp.HighWatermark()
+				if lo < 0 || hw < lo {
+					lo = hw
+				}
+				hi = max(hi, hw)
+			}
+			return lo, hi
+		}
+		waitFor(t, "the replicas' high watermarks to agree", 10*time.Second, func() bool { lo, hi := hws(); return lo == hi })
 		var ref []string
 		for _, nd := range c.Nodes {
 			got := replicaContent(t, nd, topic, p)

@@ -150,6 +150,9 @@ func (x *rawTxn) end(ctx context.Context, commit bool) {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		x.t.Fatalf("EndTxn(commit %v): %v", commit, err)
 	}
+	if resp.Version >= 5 { // transaction version 2: every transaction ends with an epoch bump
+		x.pid, x.epoch = resp.ProducerID, resp.ProducerEpoch
+	}
 }
 
 // TestTxnOffsetFetchRequireStable: while a transaction holds offsets for a partition, an
