@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,7 +93,7 @@ func TestLoadDefaults(t *testing.T) {
 		ReplicaFetchMinBytes:                 1,
 		ReplicaFetchBackoffMs:                1000,
 		NumReplicaFetchers:                   1,
-		CleanerIOMaxBytesPerSecond:           math.MaxFloat64,
+		CleanerIOMaxBytesPerSecond:           256 << 20,
 	}
 	got := *b
 	got.Values, got.Sources = nil, nil

@@ -340,8 +340,8 @@ var brokerDefs = []Def{
 		Doc: "Least time a record stays uncompacted."},
 	{Name: "log.cleaner.max.compaction.lag.ms", Type: TypeLong, Default: maxLong, check: atLeast(1),
 		Doc: "Most time a record may stay uncompacted."},
-	{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "1.7976931348623157E308", check: positiveDouble,
-		Doc: "Most bytes per second the log cleaner reads and writes, all partitions together, so compaction never starves produce and fetch."},
+	{Name: "log.cleaner.io.max.bytes.per.second", Type: TypeDouble, Default: "2.68435456E8", check: positiveDouble,
+		Doc: "Most bytes per second the log cleaner reads and writes, all partitions together, so compaction never starves produce and fetch (Poste: 256 MiB/s; Kafka: unlimited)."},
 	{Name: "log.cleaner.min.cleanable.ratio", Type: TypeDouble, Default: "0.5", check: ratio,
 		Doc: "Least ratio of dirty to total log size before a log is compacted."},
 
