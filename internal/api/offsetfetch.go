@@ -60,6 +60,12 @@ func handleOffsetFetch(ctx context.Context, h *Handlers, req *Request) (Response
 		// group has it, so a partition found settled here is read with its new offset.
 		for i := range groups {
 			groups[i].unstable = h.Txns.PendingOffsets(groups[i].name)
+			for tp := range h.remoteUnstable(groups[i].name) {
+				if groups[i].unstable == nil {
+					groups[i].unstable = map[txn.TopicPartition]bool{}
+				}
+				groups[i].unstable[tp] = true
+			}
 		}
 	}
 	waits := make([]func() group.FetchResult, len(groups))

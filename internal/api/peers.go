@@ -83,3 +83,43 @@ func (h *Handlers) verifyRemote(node int32, addr, id string, pid int64, epoch in
 	}
 	return kerr.UnknownServerError.Code
 }
+
+// remoteUnstable returns the partitions of group whose offsets a transaction coordinated on
+// another broker may still replace: it asks each such transaction's coordinator whether it
+// is still open (DescribeTransactions) and forgets those that are not. A coordinator that
+// cannot be asked counts as open, so a fetch never reads an offset about to change.
+func (h *Handlers) remoteUnstable(group string) map[txn.TopicPartition]bool {
+	if h.Peers == nil {
+		return nil
+	}
+	out := map[txn.TopicPartition]bool{}
+	for id, tps := range h.Txns.RemotePending(group) {
+		open := true
+		if node, addr, local, ok := h.txnCoordinator(id); ok && !local {
+			req := kmsg.NewPtrDescribeTransactionsRequest()
+			req.TransactionalIDs = []string{id}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			kresp, err := h.Peers.Request(ctx, node, addr, req)
+			cancel()
+			if err == nil {
+				if st := kresp.(*kmsg.DescribeTransactionsResponse).TransactionStates; len(st) == 1 && st[0].ErrorCode == 0 {
+					switch st[0].State {
+					case "Ongoing", "PrepareCommit", "PrepareAbort", "PrepareEpochFence":
+					default:
+						open = false
+					}
+				}
+			}
+		} else if ok && local {
+			open = false // coordinated here now: the local view (PendingOffsets) covers it
+		}
+		if !open {
+			h.Txns.ForgetRemotePending(group, id)
+			continue
+		}
+		for tp := range tps {
+			out[tp] = true
+		}
+	}
+	return out
+}

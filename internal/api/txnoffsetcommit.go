@@ -89,6 +89,9 @@ func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Resp
 			}
 			resp := kresp.(*kmsg.TxnOffsetCommitResponse)
 			resp.SetVersion(req.Version)
+			// This broker coordinates the group: remember that the transaction holds offsets
+			// of it, for require_stable fetches (offsetfetch.go).
+			h.Txns.NoteRemotePending(r.TransactionalID, pg)
 			return resp
 		}
 		err := awaitResult(func(cb func(error)) {

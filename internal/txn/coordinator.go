@@ -150,6 +150,7 @@ type Coordinator struct {
 	markers MarkerWriter
 	offsets OffsetCommitter
 	pending *pendingOffsets
+	remote  remotePending // offsets passed on to transactions coordinated elsewhere
 	lg      *slog.Logger
 
 	closing chan struct{}

@@ -229,6 +229,41 @@ func TestClusterOperations(t *testing.T) {
 		}
 	})
 
+	t.Run("require_stable with the group and the transaction on different brokers", func(t *testing.T) {
+		const topic, group = "stable-across", "stable-across-g"
+		if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		gc := adm.FindGroupCoordinators(ctx, group)[group]
+		if gc.Err != nil {
+			t.Fatal(gc.Err)
+		}
+		id := ""
+		for i := 0; i < 100 && id == ""; i++ {
+			cand := fmt.Sprintf("stable-across-tx-%d", i)
+			if tc := adm.FindTxnCoordinators(ctx, cand)[cand]; tc.Err == nil && tc.NodeID != gc.NodeID {
+				id = cand
+			}
+		}
+		if id == "" {
+			t.Fatal("no transactional id coordinated away from the group's coordinator")
+		}
+		cl := client(t, c.Addrs()[0], all)
+		x := newRawTxn(t, ctx, cl, id, group, topic)
+		x.commitOffset(ctx, 7)
+		if _, err := fetchStable(t, ctx, cl, group, topic, true); !errors.Is(err, kerr.UnstableOffsetCommit) {
+			t.Fatalf("pending on another broker's transaction: %v, want UNSTABLE_OFFSET_COMMIT", err)
+		}
+		x.end(ctx, true)
+		waitFor(t, "the committed offset to settle", 20*time.Second, func() bool {
+			got, err := fetchStable(t, ctx, cl, group, topic, true)
+			if err != nil && !errors.Is(err, kerr.UnstableOffsetCommit) {
+				t.Fatalf("after commit: %v", err)
+			}
+			return err == nil && got == 7
+		})
+	})
+
 	t.Run("fetch from a follower in the client's rack", func(t *testing.T) {
 		const topic = "racks"
 		if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
