@@ -327,6 +327,7 @@ func (f *fetcher) fetch(ctx context.Context, parts map[TP]*fetchPart) error {
 	if resp.ErrorCode != 0 {
 		return kerr.ErrorForCode(resp.ErrorCode)
 	}
+	var done []appended
 	for _, t := range resp.Topics {
 		name := t.Topic
 		if name == "" {
@@ -339,16 +340,67 @@ func (f *fetcher) fetch(ctx context.Context, parts map[TP]*fetchPart) error {
 			if !ok || !f.current(tp, fp) {
 				continue
 			}
-			if err := f.apply(tp, fp, rp); err != nil {
+			fin, err := f.apply(tp, fp, rp)
+			if err != nil {
+				// What was appended must still be made durable before the next fetch
+				// reports it.
+				f.finish(done)
 				return err
+			}
+			if fin != nil {
+				done = append(done, *fin)
 			}
 		}
 	}
+	f.finish(done)
 	return nil
 }
 
-// apply handles one partition of a fetch response.
-func (f *fetcher) apply(tp TP, fp *fetchPart, rp *kmsg.FetchResponseTopicPartition) error {
+// appended is a partition that took data from one fetch response: the high watermark and
+// log start the leader sent apply once the data is durable.
+type appended struct {
+	tp       TP
+	fp       *fetchPart
+	hw       int64
+	logStart int64
+	flush    bool
+}
+
+// finish fsyncs the partitions appended to by one response — in parallel, so one fetch of
+// many partitions costs one fsync's latency, not their sum — and then applies the leader's
+// high watermark and log start to each.
+func (f *fetcher) finish(done []appended) {
+	errs := make([]error, len(done))
+	var wg sync.WaitGroup
+	for i := range done {
+		if !done[i].flush {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = done[i].fp.p.Flush()
+		}()
+	}
+	wg.Wait()
+	for i, a := range done {
+		if errs[i] != nil {
+			f.backoff(a.fp, f.cfg.Backoff)
+			continue
+		}
+		p := a.fp.p
+		p.SetFollowerHW(a.hw)
+		if a.logStart > p.LogStartOffset() {
+			if err := p.FollowLogStart(a.logStart); err != nil {
+				f.lg.Debug("following the leader's log start failed", "topic", a.tp.Topic, "partition", a.tp.Partition, "err", err)
+			}
+		}
+	}
+}
+
+// apply handles one partition of a fetch response; what it returns is finished (fsync, high
+// watermark, log start) with the response's other partitions.
+func (f *fetcher) apply(tp TP, fp *fetchPart, rp *kmsg.FetchResponseTopicPartition) (*appended, error) {
 	p := fp.p
 	switch rp.ErrorCode {
 	case 0:
@@ -362,52 +414,42 @@ func (f *fetcher) apply(tp TP, fp *fetchPart, rp *kmsg.FetchResponseTopicPartiti
 				f.lg.Error("resetting the replica to the leader's log start failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 				f.backoff(fp, f.cfg.Backoff)
 			}
-			return nil
+			return nil, nil
 		}
 		// Our end is past the leader's (a tail it never had): find out where the epochs agree.
 		f.mu.Lock()
 		fp.truncate = true
 		f.mu.Unlock()
 		f.backoff(fp, f.epochBackoff())
-		return nil
+		return nil, nil
 	case kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.NotLeaderForPartition.Code,
 		kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
 		f.backoff(fp, f.epochBackoff())
-		return nil
+		return nil, nil
 	default:
 		f.lg.Warn("replica fetch error", "topic", tp.Topic, "partition", tp.Partition, "err", kerr.ErrorForCode(rp.ErrorCode))
 		f.backoff(fp, f.cfg.Backoff)
-		return nil
+		return nil, nil
 	}
 	if rp.DivergingEpoch.Epoch >= 0 && rp.DivergingEpoch.EndOffset >= 0 {
-		return f.truncateTo(tp, fp, rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset)
+		return nil, f.truncateTo(tp, fp, rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset)
 	}
+	a := &appended{tp: tp, fp: fp, hw: rp.HighWatermark, logStart: rp.LogStartOffset}
 	if data := wholeBatches(rp.RecordBatches); len(data) > 0 {
 		if _, err := p.AppendAsFollower(data); err != nil {
 			if errors.Is(err, partition.ErrOffsetMismatch) {
 				f.mu.Lock()
 				fp.truncate = true
 				f.mu.Unlock()
-				return nil
+				return nil, nil
 			}
 			f.lg.Error("appending replicated batches failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 			f.backoff(fp, f.cfg.Backoff)
-			return nil
+			return nil, nil
 		}
-		if f.cfg.DurableAppend {
-			if _, err := p.Flush(); err != nil {
-				f.backoff(fp, f.cfg.Backoff)
-				return nil
-			}
-		}
+		a.flush = f.cfg.DurableAppend
 	}
-	p.SetFollowerHW(rp.HighWatermark)
-	if rp.LogStartOffset > p.LogStartOffset() {
-		if err := p.FollowLogStart(rp.LogStartOffset); err != nil {
-			f.lg.Debug("following the leader's log start failed", "topic", tp.Topic, "partition", tp.Partition, "err", err)
-		}
-	}
-	return nil
+	return a, nil
 }
 
 // wholeBatches drops a trailing partial batch, which a leader may send when a batch does
