@@ -181,6 +181,7 @@ func Start(cfg *config.Broker, lg *slog.Logger) (b *Broker, err error) {
 		b.replicas.SetCluster(&replica.Cluster{
 			Listener: b.cfg.InterBrokerListener,
 			LagMax:   time.Duration(cfg.ReplicaLagTimeMaxMs) * time.Millisecond,
+			Fetchers: int(cfg.NumReplicaFetchers),
 			Fetch: replica.FetcherConfig{
 				NodeID:        cfg.NodeID,
 				BrokerEpoch:   b.brokerEpoch,

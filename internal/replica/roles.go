@@ -7,6 +7,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"slices"
@@ -29,6 +30,8 @@ type Cluster struct {
 	ProposeISR func(ctx context.Context, changes []controller.ISRChange) []controller.ISRResult
 	// LagMax is replica.lag.time.max.ms.
 	LagMax time.Duration
+	// Fetchers is num.replica.fetchers: fetchers per source broker (at least 1).
+	Fetchers int
 }
 
 // replication is the manager's replication state.
@@ -36,10 +39,10 @@ type replication struct {
 	cluster *Cluster // nil on a single node
 	mu      struct {
 		sync.Mutex
-		fetchers map[int32]*fetcher // by leader id
-		follows  map[TP]int32       // followed partition → leader id
-		addrs    map[int32]string   // leader id → address its fetcher dials
-		led      map[TP]leaderMeta  // partitions led here
+		fetchers map[fetcherKey]*fetcher
+		follows  map[TP]int32      // followed partition → leader id
+		addrs    map[int32]string  // leader id → address its fetcher dials
+		led      map[TP]leaderMeta // partitions led here
 	}
 }
 
@@ -59,7 +62,7 @@ func (m *Manager) applyRoles(next *metadata.Image) {
 	m.repl.mu.Lock()
 	defer m.repl.mu.Unlock()
 	if m.repl.mu.fetchers == nil {
-		m.repl.mu.fetchers = make(map[int32]*fetcher)
+		m.repl.mu.fetchers = make(map[fetcherKey]*fetcher)
 		m.repl.mu.follows = make(map[TP]int32)
 		m.repl.mu.addrs = make(map[int32]string)
 		m.repl.mu.led = make(map[TP]leaderMeta)
@@ -109,7 +112,7 @@ func (m *Manager) applyRoles(next *metadata.Image) {
 	// Stop following what is no longer followed (or followed from another leader).
 	for tp, leader := range m.repl.mu.follows {
 		if l, ok := follows[tp]; !ok || l != leader {
-			if f := m.repl.mu.fetchers[leader]; f != nil {
+			if f := m.repl.mu.fetchers[m.fetcherKey(leader, tp)]; f != nil {
 				f.remove(tp)
 			}
 		}
@@ -132,7 +135,8 @@ func (m *Manager) followLocked(img *metadata.Image, tp TP, p *partition.Partitio
 		m.lg.Warn("leader has no inter-broker endpoint", "leader", leader, "listener", m.repl.cluster.Listener)
 		return
 	}
-	f := m.repl.mu.fetchers[leader]
+	key := m.fetcherKey(leader, tp)
+	f := m.repl.mu.fetchers[key]
 	if f != nil && f.addr != addr {
 		f.close()
 		f = nil
@@ -142,12 +146,30 @@ func (m *Manager) followLocked(img *metadata.Image, tp TP, p *partition.Partitio
 		f, err = newFetcher(&m.repl.cluster.Fetch, leader, addr, m.lg)
 		if err != nil {
 			m.lg.Error("starting replica fetcher failed", "leader", leader, "err", err)
-			delete(m.repl.mu.fetchers, leader)
+			delete(m.repl.mu.fetchers, key)
 			return
 		}
-		m.repl.mu.fetchers[leader] = f
+		m.repl.mu.fetchers[key] = f
 	}
 	f.add(tp, p, topicID, epoch)
+}
+
+// fetcherKey names one of the num.replica.fetchers fetchers of a source broker; a partition
+// always goes to the same one. Each fetcher fetches, appends and fsyncs in its own loop, so
+// several of them keep several fetches in flight per source broker.
+type fetcherKey struct {
+	leader int32
+	slot   int
+}
+
+func (m *Manager) fetcherKey(leader int32, tp TP) fetcherKey {
+	n := m.repl.cluster.Fetchers
+	if n <= 1 {
+		return fetcherKey{leader: leader}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(tp.Topic))
+	return fetcherKey{leader: leader, slot: int((h.Sum32() + uint32(tp.Partition)) % uint32(n))}
 }
 
 func (m *Manager) brokerAddr(img *metadata.Image, id int32) string {
@@ -239,7 +261,11 @@ func (m *Manager) closeFetchers() {
 // likely gone, even though the controller has not fenced it yet.
 func (m *Manager) LeaderUnreachable(leader int32) bool {
 	m.repl.mu.Lock()
-	f := m.repl.mu.fetchers[leader]
-	m.repl.mu.Unlock()
-	return f != nil && f.failingSince.Load() != 0
+	defer m.repl.mu.Unlock()
+	for k, f := range m.repl.mu.fetchers {
+		if k.leader == leader && f.failingSince.Load() != 0 {
+			return true
+		}
+	}
+	return false
 }
