@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,14 @@ type Config struct {
 	// OnRestored, if set, is told about each changelog partition restored into a store,
 	// once its restore ends (from the goroutine that restores; keep it short).
 	OnRestored func(RestoreInfo)
+	// NumStandbyReplicas is num.standby.replicas: how many standby copies of each task with
+	// a changelog the group keeps on instances other than its owner (default 0). A standby
+	// follows the changelog into local stores, so that if its instance takes the task over
+	// it restores only the changelog's tail. The group leader's value decides.
+	NumStandbyReplicas int
+	// OnStandbyUpdate, if set, is told about each batch of changelog records applied to a
+	// standby task's store (from the goroutine that keeps the standbys; keep it short).
+	OnStandbyUpdate func(StandbyUpdate)
 	// ReplicationFactor of the internal topics it creates (default -1: the broker's default).
 	ReplicationFactor int16
 	// OnError decides about a record whose processing failed (deserialization, user code,
@@ -83,9 +93,11 @@ type Config struct {
 // callbacks run between polls (the client blocks rebalances while a poll's records are being
 // processed) and take mu too, so tasks are never touched concurrently.
 // Global tables are read by one more goroutine, started by Run before the group is joined;
-// it writes only the global stores, which lock themselves. Interactive queries (Query*Store,
-// MetadataForKey, AllMetadata) may come from any goroutine: they take iq (shared) or meta,
-// never mu. Lock order: mu, then iq; meta and prodMu are leaves.
+// it writes only the global stores, which lock themselves. Standby tasks are kept by
+// another (see standbyTasks), under their own lock; onAssigned takes over those that become
+// active. Interactive queries (Query*Store, MetadataForKey, AllMetadata) may come from any
+// goroutine: they take iq (shared) or meta, never mu, and never see standby stores. Lock
+// order: mu, then standby.mu; mu, then iq; meta and prodMu are leaves.
 type App struct {
 	topo      *Topology
 	cfg       Config
@@ -101,6 +113,8 @@ type App struct {
 	adm   *kadm.Client
 	state *stateDir
 
+	standby *standbyTasks // this instance's standby tasks; their own goroutine and lock
+
 	// iq is the store lock for interactive queries (lock order: mu, then iq). The poll loop
 	// holds it exclusively while its tasks process a batch and punctuate; queries hold it
 	// shared. tasks lists the tasks whose stores are restored and open: a task joins after
@@ -113,9 +127,10 @@ type App struct {
 	// meta is what the last group assignment said about the other instances.
 	meta struct {
 		sync.Mutex
-		subN   []int32           // tasks per sub-topology (its partition count); nil before start
-		owners map[TaskID]string // task → application.server of its owner
-		known  bool              // an assignment was received
+		subN     []int32             // tasks per sub-topology (its partition count); nil before start
+		owners   map[TaskID]string   // task → application.server of its owner
+		standbys map[TaskID][]string // task → application.servers of its standbys, sorted
+		known    bool                // an assignment was received
 	}
 
 	dropped atomic.Int64 // late records dropped by windowed operators
@@ -155,6 +170,9 @@ func New(t *Topology, cfg Config) (*App, error) {
 		if cfg.ProcessingGuarantee == ExactlyOnceV2 {
 			cfg.CommitInterval = 100 * time.Millisecond
 		}
+	}
+	if cfg.NumStandbyReplicas < 0 {
+		return nil, fmt.Errorf("%w: num.standby.replicas %d is negative", ErrConfig, cfg.NumStandbyReplicas)
 	}
 	if cfg.ReplicationFactor == 0 {
 		cfg.ReplicationFactor = -1
@@ -207,6 +225,7 @@ func New(t *Topology, cfg Config) (*App, error) {
 	a.mu.tasks = map[TaskID]*task{}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
 	a.iq.tasks = map[TaskID]*task{}
+	a.standby = newStandbyTasks(a)
 	return a, nil
 }
 
@@ -247,6 +266,12 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 	defer stopGlobals()
+	// Standby tasks are kept from before the group is joined to after it is left: the
+	// assignment callbacks hand them over and the last standbys close after the tasks.
+	sbCtx, stopStandbys := context.WithCancel(ctx)
+	sbDone := make(chan struct{})
+	go func() { defer close(sbDone); a.standby.run(sbCtx) }()
+	defer func() { stopStandbys(); <-sbDone }()
 	var topics []string
 	for _, ts := range a.subTopics {
 		topics = append(topics, ts...)
@@ -462,25 +487,51 @@ func (a *App) previousAssignment() map[string][]int32 {
 func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var fresh []*task
+	active := map[TaskID]bool{}
+	for id := range a.mu.tasks {
+		active[id] = true
+	}
 	for topic, parts := range assigned {
-		sub, ok := a.topicSub[topic]
-		if !ok {
+		if sub, ok := a.topicSub[topic]; ok {
+			for _, p := range parts {
+				active[TaskID{sub, p}] = true
+			}
+		}
+	}
+	// Standby tasks that become active are taken over with their stores, so their restore
+	// reads only the changelog past what the standby already applied.
+	promoted := a.standby.apply(active)
+	defer func() {
+		for _, tk := range promoted { // none unless onAssigned stopped on an error
+			_ = tk.closeStores(false)
+		}
+	}()
+	var fresh []*task
+	for _, id := range slices.SortedFunc(maps.Keys(active), compareTasks) {
+		if _, ok := a.mu.tasks[id]; ok {
 			continue
 		}
-		for _, p := range parts {
-			id := TaskID{sub, p}
-			if _, ok := a.mu.tasks[id]; ok {
-				continue
+		tk, ok := promoted[id]
+		if ok {
+			delete(promoted, id)
+			if a.eos() { // from now on its stores may hold uncommitted writes
+				if err := a.state.dropCheckpoint(id); err != nil {
+					_ = tk.closeStores(false)
+					a.mu.fatal = err
+					return
+				}
+				tk.saved = nil
 			}
-			tk, err := a.newTask(id)
-			if err != nil {
+			a.log.Info("streams: standby task becomes active", "task", id.String())
+		} else {
+			var err error
+			if tk, err = a.newTask(id); err != nil {
 				a.mu.fatal = err
 				return
 			}
-			a.mu.tasks[id] = tk
-			fresh = append(fresh, tk)
 		}
+		a.mu.tasks[id] = tk
+		fresh = append(fresh, tk)
 	}
 	prev := map[string][]int32{}
 	for id := range a.mu.tasks {

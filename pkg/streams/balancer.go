@@ -14,8 +14,11 @@ import (
 // partitions numbered p of one sub-topology's topics) to members, so co-partitioned inputs
 // always meet in one instance. It is eager (everything is revoked before a rebalance) and
 // sticky: a task stays with the member that last owned it while loads stay within one of
-// each other, so state moves only when work must. Its methods are called by the kgo client's
-// group goroutine; owned is read through the app's lock.
+// each other, so state moves only when work must; a task that must move prefers a member
+// that holds its state (a standby copy or a checkpointed directory). With
+// num.standby.replicas = N it also gives every task with a changelog up to N standby copies
+// on members other than its owner (see assignStandbys). Its methods are called by the kgo
+// client's group goroutine; what they read of the app goes through the app's locks.
 type taskBalancer struct {
 	app *App
 }
@@ -23,14 +26,15 @@ type taskBalancer struct {
 func (b *taskBalancer) ProtocolName() string { return "poste-streams" }
 func (b *taskBalancer) IsCooperative() bool  { return false }
 
-// JoinGroupMetadata advertises the topics and, as owned partitions, what this instance ran
-// before the rebalance (the client's own view is empty under eager revocation).
+// JoinGroupMetadata advertises the topics, as owned partitions what this instance ran before
+// the rebalance (the client's own view is empty under eager revocation), and in the user
+// data its application.server and the tasks whose state it holds.
 func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 1
 	meta.Topics = interests
 	meta.Generation = generation
-	meta.UserData = encodeMemberInfo(b.app.cfg.ApplicationServer)
+	meta.UserData = encodeMemberInfo(memberInfo{host: b.app.cfg.ApplicationServer, state: b.app.localState()})
 	for topic, parts := range b.app.previousAssignment() {
 		op := kmsg.NewConsumerMemberMetadataOwnedPartition()
 		op.Topic = topic
@@ -42,18 +46,20 @@ func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int3
 }
 
 // ParseSyncAssignment reads this member's partitions and, from the user data, which
-// instance owns every task (for MetadataForKey).
+// instance runs every task and its standbys (for MetadataForKey) and which standby tasks
+// this instance keeps (taken up when the assignment is applied, in onAssigned).
 func (b *taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
 	var a kmsg.ConsumerMemberAssignment
 	if err := a.ReadFrom(assignment); err != nil {
 		return nil, fmt.Errorf("%w: sync assignment: %w", ErrConfig, err)
 	}
-	owners, err := decodeHosts(a.UserData)
+	info, err := decodeAssignment(a.UserData)
 	if err != nil {
-		b.app.log.Warn("streams: ignoring the assignment's host map", "err", err)
-		owners = map[TaskID]string{}
+		b.app.log.Warn("streams: ignoring the assignment's user data", "err", err)
+		info = assignmentInfo{owners: map[TaskID]string{}}
 	}
-	b.app.setOwners(owners)
+	b.app.setOwners(info.owners, info.standbys)
+	b.app.standby.setAssigned(info.mine)
 	m := make(map[string][]int32, len(a.Topics))
 	for _, t := range a.Topics {
 		m[t.Topic] = t.Partitions
@@ -74,6 +80,7 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	members := cb.Members()
 	tasks := planTasks(b.app.subTopics, topics)
 	prev := map[TaskID]int{}
+	warm := map[TaskID][]int{}
 	index := map[string]int{}
 	hosts := make([]string, len(members))
 	for i := range members {
@@ -81,11 +88,14 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 	}
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		idx := index[m.MemberID]
-		h, err := decodeMemberInfo(meta.UserData)
+		info, err := decodeMemberInfo(meta.UserData)
 		if err != nil {
 			b.app.log.Warn("streams: member sent unreadable user data", "member", m.MemberID, "err", err)
 		}
-		hosts[idx] = h
+		hosts[idx] = info.host
+		for _, id := range info.state {
+			warm[id] = append(warm[id], idx)
+		}
 		for _, op := range meta.OwnedPartitions {
 			sub, ok := b.app.topicSub[op.Topic]
 			if !ok {
@@ -96,9 +106,19 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 			}
 		}
 	})
-	owner := assignTasks(tasks, len(members), prev)
-	plan := &taskPlan{parts: map[string]map[string][]int32{}}
+	for id, ms := range warm {
+		warm[id] = slices.Compact(slices.Sorted(slices.Values(ms)))
+	}
+	owner := assignTasks(tasks, len(members), prev, warm)
+	stateful := make([]bool, len(tasks))
+	for i, id := range tasks {
+		stateful[i] = b.app.logged(id.Subtopology)
+	}
+	standby := assignStandbys(tasks, stateful, owner, len(members), b.app.cfg.NumStandbyReplicas, warm)
+	plan := &taskPlan{parts: map[string]map[string][]int32{}, userData: map[string][]byte{}}
 	owners := map[TaskID]string{}
+	standbyHosts := map[TaskID][]string{}
+	mine := make([][]TaskID, len(members))
 	for i := range members {
 		plan.parts[members[i].MemberID] = map[string][]int32{}
 	}
@@ -110,16 +130,21 @@ func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32
 				plan.parts[m][topic] = append(plan.parts[m][topic], id.Partition)
 			}
 		}
+		for _, s := range standby[i] {
+			mine[s] = append(mine[s], id)
+			standbyHosts[id] = append(standbyHosts[id], hosts[s])
+		}
 	}
-	plan.userData = encodeHosts(owners)
+	for i := range members {
+		plan.userData[members[i].MemberID] = encodeAssignment(owners, standbyHosts, mine[i])
+	}
 	return plan
 }
 
-// taskPlan is the balancer's result: each member's partitions, and the same host map for
-// every member in the assignment's user data.
+// taskPlan is the balancer's result: each member's partitions and assignment user data.
 type taskPlan struct {
 	parts    map[string]map[string][]int32 // member → topic → partitions
-	userData []byte
+	userData map[string][]byte             // member → encoded assignmentInfo
 }
 
 func (p *taskPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
@@ -132,7 +157,7 @@ func (p *taskPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
 			t.Partitions = slices.Sorted(slices.Values(p.parts[member][topic]))
 			a.Topics = append(a.Topics, t)
 		}
-		a.UserData = p.userData
+		a.UserData = p.userData[member]
 		sa := kmsg.NewSyncGroupRequestGroupAssignment()
 		sa.MemberID = member
 		sa.MemberAssignment = a.AppendTo(nil)
@@ -157,10 +182,12 @@ func planTasks(subTopics [][]string, counts map[string]int32) []TaskID {
 	return tasks
 }
 
-// assignTasks gives each task a member index: first to its previous owner while that owner
-// holds fewer than max(1, tasks/members), then to the least-loaded member (lowest index on
-// ties). Loads end within one of each other. Pure and deterministic, for tests.
-func assignTasks(tasks []TaskID, members int, prev map[TaskID]int) []int {
+// assignTasks gives each task a member index, in three passes: to its previous owner while
+// that owner holds fewer than max(1, tasks/members); then to the first member holding its
+// state (warm, ascending indexes) under the same cap; then to the least-loaded member
+// (lowest index on ties). Loads end within one of each other. Pure and deterministic, for
+// tests.
+func assignTasks(tasks []TaskID, members int, prev map[TaskID]int, warm map[TaskID][]int) []int {
 	owner := make([]int, len(tasks))
 	if members == 0 {
 		return owner
@@ -172,6 +199,18 @@ func assignTasks(tasks []TaskID, members int, prev map[TaskID]int) []int {
 		if m, ok := prev[id]; ok && m < members && load[m] < stickyCap {
 			owner[i] = m
 			load[m]++
+		}
+	}
+	for i, id := range tasks {
+		if owner[i] >= 0 {
+			continue
+		}
+		for _, m := range warm[id] {
+			if m >= 0 && m < members && load[m] < stickyCap {
+				owner[i] = m
+				load[m]++
+				break
+			}
 		}
 	}
 	for i := range tasks {
@@ -188,6 +227,48 @@ func assignTasks(tasks []TaskID, members int, prev map[TaskID]int) []int {
 		load[best]++
 	}
 	return owner
+}
+
+// assignStandbys gives each stateful task (stateful[i]: it has a changelog to follow) up to
+// n standby members, never its owner and never one member twice, so a task has at most
+// min(n, members-1) standbys. Candidates holding the task's state (warm) come first, then
+// the least loaded (active plus standby tasks so far), then the lowest index. Tasks are
+// served in order, so the result is a pure, deterministic function of its inputs. The
+// result lists each task's standby members in ascending order.
+func assignStandbys(tasks []TaskID, stateful []bool, owner []int, members, n int, warm map[TaskID][]int) [][]int {
+	out := make([][]int, len(owner))
+	k := min(n, members-1)
+	if k <= 0 {
+		return out
+	}
+	load := make([]int, members)
+	for _, m := range owner {
+		load[m]++
+	}
+	has := func(id TaskID, m int) bool { return slices.Contains(warm[id], m) }
+	for i, id := range tasks {
+		if !stateful[i] {
+			continue
+		}
+		chosen := make([]int, 0, k)
+		for range k {
+			best := -1
+			for m := range members {
+				if m == owner[i] || slices.Contains(chosen, m) {
+					continue
+				}
+				if best < 0 || (has(id, m) && !has(id, best)) ||
+					(has(id, m) == has(id, best) && load[m] < load[best]) {
+					best = m
+				}
+			}
+			chosen = append(chosen, best)
+			load[best]++
+		}
+		slices.Sort(chosen)
+		out[i] = chosen
+	}
+	return out
 }
 
 // manualKey marks records whose Partition was chosen by Poste (changelogs, user

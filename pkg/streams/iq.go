@@ -314,26 +314,32 @@ func decodeWindows[K, V any](raw []rawKV, ks Serde[K], vs Serde[V], suffix int, 
 }
 
 // KeyQueryMetadata says where a key of a store lives: the task (sub-topology and partition)
-// and the application.server of the instance running it.
+// and the application.server of the instance running it, and of those keeping a standby
+// copy of it (num.standby.replicas).
 type KeyQueryMetadata struct {
 	// Host is the owner's application.server; empty if the owner configured none.
 	Host      string
 	Partition int32
 	Task      TaskID
+	// StandbyHosts are the application.servers of the instances with a standby copy of the
+	// task, sorted (those without one are left out). Their copies are not queryable; they
+	// are the likely next owners.
+	StandbyHosts []string
 }
 
 // InstanceMetadata is one instance of the application as the last group assignment
 // described it.
 type InstanceMetadata struct {
-	Host   string   // its application.server
-	Tasks  []TaskID // in order
-	Stores []string // stores of those tasks, sorted
+	Host         string   // its application.server
+	Tasks        []TaskID // active tasks, in order
+	Stores       []string // stores of those tasks, sorted
+	StandbyTasks []TaskID // tasks it keeps a standby copy of, in order
 }
 
-func (a *App) setOwners(owners map[TaskID]string) {
+func (a *App) setOwners(owners map[TaskID]string, standbys map[TaskID][]string) {
 	a.meta.Lock()
 	defer a.meta.Unlock()
-	a.meta.owners, a.meta.known = owners, true
+	a.meta.owners, a.meta.standbys, a.meta.known = owners, standbys, true
 }
 
 // MetadataForKey tells which instance owns key in store: the key is serialized with the
@@ -388,7 +394,8 @@ func (a *App) MetadataForRawKey(store string, key []byte) (KeyQueryMetadata, err
 	p := int32(keyPartition(key, int(a.meta.subN[sub])))
 	id := TaskID{sub, p}
 	// An owner without an application.server is left out of the map: Host stays empty.
-	return KeyQueryMetadata{Host: a.meta.owners[id], Partition: p, Task: id}, nil
+	return KeyQueryMetadata{Host: a.meta.owners[id], Partition: p, Task: id,
+		StandbyHosts: slices.Clone(a.meta.standbys[id])}, nil
 }
 
 // AllMetadata lists the instances with an application.server and what they run, as the
@@ -396,19 +403,24 @@ func (a *App) MetadataForRawKey(store string, key []byte) (KeyQueryMetadata, err
 func (a *App) AllMetadata() []InstanceMetadata {
 	a.meta.Lock()
 	byHost := map[string][]TaskID{}
+	standby := map[string][]TaskID{}
 	for id, h := range a.meta.owners {
 		byHost[h] = append(byHost[h], id)
+	}
+	for id, hs := range a.meta.standbys {
+		for _, h := range hs {
+			standby[h] = append(standby[h], id)
+			if _, ok := byHost[h]; !ok {
+				byHost[h] = nil // an instance with standby tasks only
+			}
+		}
 	}
 	a.meta.Unlock()
 	out := make([]InstanceMetadata, 0, len(byHost))
 	for _, h := range sortedKeys(byHost) {
 		ids := byHost[h]
-		sort.Slice(ids, func(i, j int) bool {
-			if ids[i].Subtopology != ids[j].Subtopology {
-				return ids[i].Subtopology < ids[j].Subtopology
-			}
-			return ids[i].Partition < ids[j].Partition
-		})
+		sortTasks(ids)
+		sortTasks(standby[h])
 		stores := map[string]bool{}
 		for _, id := range ids {
 			if id.Subtopology < len(a.subs) {
@@ -417,7 +429,7 @@ func (a *App) AllMetadata() []InstanceMetadata {
 				}
 			}
 		}
-		out = append(out, InstanceMetadata{Host: h, Tasks: ids, Stores: sortedKeys(stores)})
+		out = append(out, InstanceMetadata{Host: h, Tasks: ids, Stores: sortedKeys(stores), StandbyTasks: standby[h]})
 	}
 	return out
 }

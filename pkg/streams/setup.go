@@ -127,8 +127,9 @@ func (a *App) setupTopics(ctx context.Context) error {
 }
 
 // RestoreInfo reports one changelog partition restored into a store: the records applied
-// from offset From up to End (the last stable offset when the restore began), and whether
-// the store was wiped first because it had no usable checkpoint.
+// from offset From up to End (the last stable offset when the restore began), whether the
+// store was wiped first because it had no usable checkpoint, and whether it had been kept by
+// a standby task on this instance (then From is where the standby stood).
 type RestoreInfo struct {
 	Store     string
 	Task      TaskID
@@ -137,6 +138,7 @@ type RestoreInfo struct {
 	From, End int64
 	Records   int64
 	Wiped     bool
+	Standby   bool
 	Took      time.Duration
 }
 
@@ -148,33 +150,19 @@ type restoreJob struct {
 	records  int64
 	reached  int64 // next offset to read; from until records arrive
 	wiped    bool
+	standby  bool // the store was handed over by a standby task
 	finished bool
 }
 
 // restore brings the logged stores of fresh tasks up to their changelog partitions before
-// the tasks process anything: in-memory stores from the start, persistent stores from their
-// checkpoint, or wiped and from the start when the checkpoint is missing or falls outside the
-// partition's offsets. It reads committed records up to the last stable offset seen now.
-// Transaction markers are kept in the fetch so that a changelog ending with one is known to
-// be fully read; an open transaction's writes lie past the last stable offset and are not
-// restored. Progress is logged at start, every five seconds and at the end.
+// the tasks process anything (see planRestore for where each starts). It reads committed
+// records up to the last stable offset seen now. Transaction markers are kept in the fetch so
+// that a changelog ending with one is known to be fully read; an open transaction's writes
+// lie past the last stable offset and are not restored. Progress is logged at start, every
+// five seconds and at the end.
 func (a *App) restore(ctx context.Context, fresh []*task) error {
-	jobs := map[string]map[int32]*restoreJob{}
-	var topics []string
-	for _, tk := range fresh {
-		for topic, si := range tk.changelogs() {
-			if jobs[topic] == nil {
-				jobs[topic] = map[int32]*restoreJob{}
-				topics = append(topics, topic)
-			}
-			jobs[topic][tk.id.Partition] = &restoreJob{si: si}
-		}
-	}
-	if len(topics) == 0 {
-		return nil
-	}
-	starts, ends, err := a.changelogBounds(ctx, jobs, topics)
-	if err != nil {
+	jobs, err := a.planRestore(ctx, fresh)
+	if err != nil || len(jobs) == 0 {
 		return err
 	}
 	began := time.Now()
@@ -182,27 +170,11 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 	pending := 0
 	for _, topic := range sortedKeys(jobs) {
 		for p, j := range jobs[topic] {
-			end, _ := ends.Lookup(topic, p)
-			start, _ := starts.Lookup(topic, p)
-			j.from, j.end = start.Offset, end.Offset
-			if d := j.si.disk; d != nil {
-				if d.ckpt >= start.Offset && d.ckpt <= end.Offset {
-					j.from = d.ckpt
-				} else {
-					if err := d.kv.wipe(a.log); err != nil {
-						return err
-					}
-					j.wiped = true
-				}
-			}
-			j.reached = j.from
-			if j.from >= j.end {
-				j.finished = true
-				j.si.pos.Store(j.end)
+			if j.finished {
 				continue
 			}
 			a.log.Info("streams: restoring", "store", j.si.spec.name, "task", j.si.task.id.String(),
-				"topic", topic, "partition", p, "from", j.from, "end", j.end, "wiped", j.wiped)
+				"topic", topic, "partition", p, "from", j.from, "end", j.end, "wiped", j.wiped, "standby", j.standby)
 			if assign[topic] == nil {
 				assign[topic] = map[int32]kgo.Offset{}
 			}
@@ -224,7 +196,7 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 			}
 			if a.cfg.OnRestored != nil {
 				a.cfg.OnRestored(RestoreInfo{Store: j.si.spec.name, Task: j.si.task.id, Topic: topic, Partition: p,
-					From: j.from, End: j.end, Records: j.records, Wiped: j.wiped, Took: took})
+					From: j.from, End: j.end, Records: j.records, Wiped: j.wiped, Standby: j.standby, Took: took})
 			}
 		}
 	}
@@ -232,6 +204,63 @@ func (a *App) restore(ctx context.Context, fresh []*task) error {
 		a.log.Info("streams: restored state", "records", records, "partitions", pending, "took", took)
 	}
 	return nil
+}
+
+// planRestore lists the changelog partitions of the tasks' logged stores and decides where
+// each is read from: a store handed over by a standby task from where the standby stood;
+// otherwise an in-memory store from the partition's start and a persistent store from its
+// checkpoint. A position or checkpoint outside the partition's offsets (the topic was
+// recreated, or its start moved past it) wipes the store, which is then read from the start.
+// A job with nothing to read is finished, its store's position set to the end.
+func (a *App) planRestore(ctx context.Context, tasks []*task) (map[string]map[int32]*restoreJob, error) {
+	jobs := map[string]map[int32]*restoreJob{}
+	var topics []string
+	for _, tk := range tasks {
+		for topic, si := range tk.changelogs() {
+			if jobs[topic] == nil {
+				jobs[topic] = map[int32]*restoreJob{}
+				topics = append(topics, topic)
+			}
+			jobs[topic][tk.id.Partition] = &restoreJob{si: si}
+		}
+	}
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	starts, ends, err := a.changelogBounds(ctx, jobs, topics)
+	if err != nil {
+		return nil, err
+	}
+	for _, topic := range sortedKeys(jobs) {
+		for p, j := range jobs[topic] {
+			end, _ := ends.Lookup(topic, p)
+			start, _ := starts.Lookup(topic, p)
+			j.from, j.end = start.Offset, end.Offset
+			held := j.si.disk != nil && j.si.disk.ckpt >= 0
+			at := int64(-1)
+			if held {
+				at = j.si.disk.ckpt
+			}
+			if pos := j.si.pos.Load(); pos >= 0 { // kept up to date by a standby task
+				j.standby, held, at = true, true, pos
+			}
+			switch {
+			case held && at >= start.Offset && at <= end.Offset:
+				j.from = at
+			case held || j.si.disk != nil:
+				if err := j.si.reset(a.log); err != nil {
+					return nil, err
+				}
+				j.wiped = true
+			}
+			j.reached = j.from
+			if j.from >= j.end {
+				j.finished = true
+				j.si.pos.Store(j.end)
+			}
+		}
+	}
+	return jobs, nil
 }
 
 // changelogBounds lists the start and last stable offsets of the changelog partitions of

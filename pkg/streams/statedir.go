@@ -261,3 +261,49 @@ func (t *task) closeStores(checkpoint bool) error {
 	}
 	return first
 }
+
+// dropCheckpoint deletes the task's checkpoint file if there is one (a standby task becoming
+// active under exactly_once_v2: from now on its stores may hold uncommitted writes).
+func (d *stateDir) dropCheckpoint(id TaskID) error {
+	dir := d.taskDir(id)
+	err := os.Remove(filepath.Join(dir, checkpointName))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStateStore, err)
+	}
+	return syncDir(dir)
+}
+
+// checkpointedTasks lists the tasks whose directory holds a checkpoint: state this instance
+// can resume from, which the balancer prefers to place on it. A missing or unreadable
+// state directory lists nothing.
+func (d *stateDir) checkpointedTasks() []TaskID {
+	entries, err := os.ReadDir(d.root)
+	if err != nil {
+		return nil
+	}
+	var ids []TaskID
+	for _, e := range entries {
+		id, ok := parseTaskID(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d.root, e.Name(), checkpointName)); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// parseTaskID reads a task directory's name, "<sub-topology>_<partition>".
+func parseTaskID(s string) (TaskID, bool) {
+	a, b, ok := strings.Cut(s, "_")
+	sub, err1 := strconv.ParseUint(a, 10, 30)
+	p, err2 := strconv.ParseUint(b, 10, 31)
+	if !ok || err1 != nil || err2 != nil {
+		return TaskID{}, false
+	}
+	return TaskID{int(sub), int32(p)}, true
+}

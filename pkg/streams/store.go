@@ -3,6 +3,7 @@ package streams
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,20 @@ func (s *storeInst) put(k, v []byte) error {
 		return nil
 	}
 	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, s.task.nowMs(), nil, &s.pos)
+}
+
+// reset empties the store: a persistent one is wiped on disk, an in-memory one replaced.
+// Task goroutine only, before the task processes or is queried.
+func (s *storeInst) reset(log *slog.Logger) error {
+	if s.disk != nil {
+		return s.disk.kv.wipe(log)
+	}
+	var kv kvBytes = newMemKV()
+	if s.spec.suffix > 0 {
+		kv = &suffixKV{m: kv, suffix: s.spec.suffix}
+	}
+	s.kv = kv
+	return nil
 }
 
 // restore applies one changelog record (nil value deletes) without logging it again.

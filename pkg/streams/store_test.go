@@ -415,42 +415,6 @@ func TestStoreTypeSelection(t *testing.T) {
 	}
 }
 
-func TestHostsEncoding(t *testing.T) {
-	owners := map[TaskID]string{{0, 0}: "a:1", {0, 1}: "b:2", {1, 0}: "a:1", {2, 7}: "", {1, 2}: "b:2"}
-	got, err := decodeHosts(encodeHosts(owners))
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(owners, TaskID{2, 7}) // members without application.server are left out
-	if fmt.Sprint(got) != fmt.Sprint(owners) {
-		t.Errorf("got %v, want %v", got, owners)
-	}
-	if h, err := decodeMemberInfo(encodeMemberInfo("host:9")); h != "host:9" || err != nil {
-		t.Errorf("member info: %q %v", h, err)
-	}
-	for _, bad := range [][]byte{{2}, {1, 5}, {1, 1, 3, 'a'}, append(encodeHosts(owners), 0)} {
-		if _, err := decodeHosts(bad); err == nil {
-			t.Errorf("decodeHosts(%x) accepted", bad)
-		}
-	}
-}
-
-func FuzzDecodeHosts(f *testing.F) {
-	f.Add(encodeHosts(map[TaskID]string{{0, 0}: "a:1", {1, 3}: "b:2"}))
-	f.Add([]byte{1, 0})
-	f.Add([]byte{1, 255, 255, 255, 255, 15})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		owners, err := decodeHosts(b)
-		if err != nil {
-			return
-		}
-		again, err := decodeHosts(encodeHosts(owners))
-		if err != nil || fmt.Sprint(again) != fmt.Sprint(owners) {
-			t.Fatalf("re-encoding %v gave %v, %v", owners, again, err)
-		}
-	})
-}
-
 func TestKeyPartitionIsStable(t *testing.T) {
 	// Every key lands in range, and the same key always on the same partition.
 	for n := 1; n <= 12; n++ {
