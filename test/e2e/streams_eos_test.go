@@ -71,8 +71,8 @@ func streamsEOSStart(t *testing.T, addr string, guarantee string, commit time.Du
 	return cancel, done
 }
 
-// TestStreamsExactlyOnceSurvivesCrash runs the word count under exactly_once_v2 on two
-// instances and kills one mid-stream with its transaction open. Read with read_committed,
+// TestStreamsExactlyOnceSurvivesCrash runs the word count under exactly_once_v2, scales it
+// from one to three instances mid-stream, and kills one mid-stream with its transaction open. Read with read_committed,
 // every word's counts must be exactly 1, 2, …, n: a lost record would leave a gap or a short
 // total, a record counted twice a repeated or skipped value. The survivor can only continue
 // the counts of the dead instance's tasks by restoring them from their changelogs.
@@ -110,6 +110,12 @@ func TestStreamsExactlyOnceSurvivesCrash(t *testing.T) {
 	streamsReadSequences(t, b.Addr, want, kgo.ReadCommitted())
 	streamsEOSStart(t, b.Addr, streams.ExactlyOnceV2, 200*time.Millisecond)
 	streamsAwaitMembers(t, adm, "wc-eos", 2)
+	produce(60)
+	streamsReadSequences(t, b.Addr, want, kgo.ReadCommitted())
+	// Scale out to three instances mid-stream: tasks move, their state is restored from
+	// the changelogs, and the counts go on exactly.
+	streamsEOSStart(t, b.Addr, streams.ExactlyOnceV2, 200*time.Millisecond)
+	streamsAwaitMembers(t, adm, "wc-eos", 3)
 	produce(60)
 	streamsReadSequences(t, b.Addr, want, kgo.ReadCommitted())
 
