@@ -1,0 +1,299 @@
+// Command streamsbench measures pkg/streams against the physical limit of a
+// client-side processor: a hand-written kgo consume → transform → produce
+// loop doing the same work in the same session. It starts one `poste serve`
+// with a fresh data directory, pre-fills an input topic, then alternates, for
+// --rounds rounds, the loop and the pkg/streams topology for a stateless map
+// and a tumbling-window count (Pebble store), under at_least_once and
+// exactly_once_v2, each from a fresh consumer group reading the whole input
+// once, and after each windowed count times a fresh instance's changelog
+// restore. It prints a Markdown report with medians, ratios and targets.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/poste-io/poste/bench/internal/harness"
+	"github.com/poste-io/poste/bench/internal/procstat"
+)
+
+type options struct {
+	poste, workdir, out, jsonOut, command, runs string
+	records                                     int64
+	valueSize, keys, rounds                     int
+	partitions                                  int
+	span, window, grace                         time.Duration
+	maxLoad                                     float64
+	loadWait                                    time.Duration
+	profile                                     bool
+	limitsSize                                  string
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.poste, "poste", "poste", "the poste binary")
+	flag.StringVar(&o.workdir, "workdir", "", "work directory (broker data, state, logs, profiles); default a new temporary one")
+	flag.StringVar(&o.out, "out", "", "write the Markdown report here as well as to stdout")
+	flag.StringVar(&o.jsonOut, "json", "", "write every run as JSON here")
+	flag.StringVar(&o.command, "command", "streamsbench", "the command line to print in the report")
+	flag.StringVar(&o.runs, "runs", "all", "comma-separated runs of each round (e.g. loop-map-alo,streams-map-alo); all: "+strings.Join(names(allKinds), ","))
+	flag.Int64Var(&o.records, "records", 2_000_000, "input records")
+	flag.IntVar(&o.valueSize, "record-size", 100, "bytes per input value")
+	flag.IntVar(&o.keys, "keys", 10_000, "distinct input keys")
+	flag.IntVar(&o.partitions, "partitions", 8, "partitions of every topic")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every selected run once")
+	flag.DurationVar(&o.span, "span", 5*time.Minute, "event timestamps are spread over this span")
+	flag.DurationVar(&o.window, "window", time.Minute, "tumbling window size of the count")
+	flag.DurationVar(&o.grace, "grace", time.Minute, "grace of the count's windows")
+	flag.Float64Var(&o.maxLoad, "max-load", 1.5, "before each run wait for a 1-minute load average below this")
+	flag.DurationVar(&o.loadWait, "load-wait", 60*time.Second, "longest wait for the load")
+	flag.BoolVar(&o.profile, "profile", true, "after the rounds, run each selected run once more under a CPU profile (not in the medians)")
+	flag.StringVar(&o.limitsSize, "limits-size", "1GiB", "bytes each `poste bench limits` throughput probe moves")
+	flag.Parse()
+	if err := run(o); err != nil {
+		logf("streamsbench: %v", err)
+		os.Exit(1)
+	}
+}
+
+// limits is `poste bench limits --json`, the fields the report shows.
+type limits struct {
+	When     string  `json:"when"`
+	Load1    float64 `json:"load1"`
+	Loopback struct {
+		MBPerS float64 `json:"mb_per_s"`
+	} `json:"loopback_tcp"`
+	Write struct {
+		MBPerS float64 `json:"mb_per_s"`
+	} `json:"write"`
+	WriteFsync struct {
+		MBPerS float64 `json:"mb_per_s"`
+	} `json:"write_fsync"`
+	Fsync struct {
+		P50 float64 `json:"p50_us"`
+		P99 float64 `json:"p99_us"`
+	} `json:"fsync_4kib"`
+}
+
+func runLimits(ctx context.Context, o options, dir, when string) (limits, error) {
+	out, err := exec.CommandContext(ctx, o.poste, "bench", "limits", "--dir", dir, "--size", o.limitsSize, "--json").Output()
+	if err != nil {
+		return limits{}, fmt.Errorf("poste bench limits: %v", err)
+	}
+	var l limits
+	if err := json.Unmarshal(out, &l); err != nil {
+		return limits{}, fmt.Errorf("poste bench limits: %v: %s", err, out)
+	}
+	l.When = when
+	logf("limits (%s): loopback %.0f MB/s, write %.0f MB/s, write+fsync %.0f MB/s, fsync p50 %.0f µs, load %.2f",
+		when, l.Loopback.MBPerS, l.Write.MBPerS, l.WriteFsync.MBPerS, l.Fsync.P50, l.Load1)
+	return l, nil
+}
+
+func waitLoad(ctx context.Context, o options) {
+	deadline := time.Now().Add(o.loadWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if l, err := procstat.LoadAvg(procstat.Proc); err != nil || l < o.maxLoad {
+			return
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func run(o options) error {
+	kinds, err := parseKinds(o.runs)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if o.workdir == "" {
+		if o.workdir, err = os.MkdirTemp("", "poste-streams-bench."); err != nil {
+			return err
+		}
+	}
+	logf("work directory %s", o.workdir)
+	started := time.Now()
+	p, err := harness.Start(ctx, harness.Poste(o.poste, int32(o.partitions)), o.workdir, "streams", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	defer p.Stop(30 * time.Second)
+	e := &env{
+		brokers: []string{p.Addr}, brokerPid: p.Pid(), input: "streams-bench-input",
+		partitions: int32(o.partitions), records: o.records, window: o.window, grace: o.grace,
+		stateDir: filepath.Join(o.workdir, "state"), dataDir: p.DataDir,
+	}
+	var lims []limits
+	if l, err := runLimits(ctx, o, p.DataDir, "start"); err == nil {
+		lims = append(lims, l)
+	} else {
+		logf("%v", err)
+	}
+	t0 := time.Now()
+	if err := e.prefill(ctx, o.keys, o.valueSize, o.span); err != nil {
+		return fmt.Errorf("prefill: %w", err)
+	}
+	logf("prefilled %d records (%.1f MB of keys and values) in %v", o.records, float64(e.valueBytes)/1e6, time.Since(t0).Round(time.Millisecond))
+
+	var results []result
+	for round := 1; round <= o.rounds; round++ {
+		results = append(results, e.round(ctx, o, kinds, round)...)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	var profiles []string
+	if o.profile {
+		e.profileDir = filepath.Join(o.workdir, "profiles")
+		if err := os.MkdirAll(e.profileDir, 0o755); err != nil {
+			return err
+		}
+		for _, r := range e.round(ctx, o, kinds, 0) {
+			logf("profiled %s: %.0f records/s", r.Kind, r.RecPerS)
+			profiles = append(profiles, filepath.Join(e.profileDir, r.Kind+".pprof"))
+		}
+	}
+	if l, err := runLimits(ctx, o, p.DataDir, "end"); err == nil {
+		lims = append(lims, l)
+	} else {
+		logf("%v", err)
+	}
+	md := report(o, started, lims, results, profiles)
+	fmt.Print(md)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(map[string]any{"command": o.command, "started": started, "limits": lims, "runs": results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if r.Err != "" {
+			return fmt.Errorf("%w: %s round %d: %s", errRun, r.Kind, r.Round, r.Err)
+		}
+	}
+	return nil
+}
+
+// round runs every selected kind once, each with fresh names; round 0 is the
+// profiled pass.
+func (e *env) round(ctx context.Context, o options, kinds []kind, round int) []result {
+	var out []result
+	tag := fmt.Sprintf("r%d", round)
+	if round == 0 {
+		tag = "prof"
+	}
+	for _, k := range kinds {
+		if ctx.Err() != nil {
+			break
+		}
+		name := "sb-" + k.Op + "-" + k.Guarantee + "-" + tag
+		outTopic := name + "-out"
+		waitLoad(ctx, o)
+		var r result
+		switch k.Impl {
+		case "loop":
+			if err := e.createTopic(ctx, outTopic+"-loop"); err != nil {
+				r = result{Kind: k.String(), Round: round, Err: err.Error()}
+				break
+			}
+			r = e.measure(ctx, k, round, func(ctx context.Context) (int64, time.Duration, error) {
+				return e.runLoop(ctx, k, name+"-loop", outTopic+"-loop")
+			})
+			e.checkOutput(ctx, &r, outTopic+"-loop")
+			e.deleteTopics(ctx, outTopic+"-loop")
+		case "streams":
+			if err := e.createTopic(ctx, outTopic); err != nil {
+				r = result{Kind: k.String(), Round: round, Err: err.Error()}
+				break
+			}
+			var stop time.Duration
+			r = e.measure(ctx, k, round, func(ctx context.Context) (int64, time.Duration, error) {
+				return e.runStreams(ctx, k, name, outTopic, &stop)
+			})
+			r.Stop = stop.Seconds()
+			e.checkOutput(ctx, &r, outTopic)
+			if r.Output < e.records {
+				// Tell a lost output from an uncommitted one: what did the group commit?
+				if c, err := e.committed(ctx, name); err == nil {
+					r.Err += fmt.Sprintf("; the group committed %d input offsets", c)
+				}
+			}
+			if k.Op == "map" {
+				e.deleteTopics(ctx, outTopic)
+			}
+		case "restore":
+			changelog := name + "-" + countStore + "-changelog"
+			_, clBytes, err := e.changelogSize(ctx, changelog)
+			if err != nil {
+				r = result{Kind: k.String(), Round: round, Err: err.Error()}
+				break
+			}
+			var parts int
+			r = e.measure(ctx, k, round, func(ctx context.Context) (int64, time.Duration, error) {
+				n, took, np, err := e.runRestore(ctx, k, name, outTopic)
+				parts = np
+				return n, took, err
+			})
+			r.ChangelogBytes, r.Partitions = clBytes, parts
+			r.MBPerS = rate(float64(clBytes), time.Duration(r.Seconds*float64(time.Second))) / 1e6
+			e.deleteTopics(ctx, outTopic, changelog)
+			_ = os.RemoveAll(filepath.Join(e.stateDir, name))
+			_ = os.RemoveAll(filepath.Join(e.stateDir, name+"-restore"))
+		}
+		if k.Impl == "streams" {
+			// Without a restore to follow, the changelog and store are garbage now.
+			if !containsKind(kinds, kind{"restore", k.Op, k.Guarantee}) {
+				e.deleteTopics(ctx, outTopic, name+"-"+countStore+"-changelog")
+				_ = os.RemoveAll(filepath.Join(e.stateDir, name))
+			}
+		}
+		logf("round %d %-18s %10.0f records/s %7.1f MB/s %6.2f s  broker %.1f CPU-s, client %.1f CPU-s, load %.2f %s",
+			round, k, r.RecPerS, r.MBPerS, r.Seconds, r.BrokerCPU, r.ClientCPU, r.Load1, r.Err)
+		out = append(out, r)
+	}
+	return out
+}
+
+func containsKind(ks []kind, k kind) bool {
+	for _, c := range ks {
+		if c == k {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOutput reads a run's output back (read_committed) and fails the run if
+// a result is missing: every input record yields exactly one output record.
+func (e *env) checkOutput(ctx context.Context, r *result, topic string) {
+	n, _, err := e.changelogSize(ctx, topic)
+	r.Output = n
+	switch {
+	case err != nil && r.Err == "":
+		r.Err = "reading the output: " + err.Error()
+	case n < e.records && r.Err == "":
+		r.Err = fmt.Sprintf("output has %d of %d records", n, e.records)
+	}
+}
