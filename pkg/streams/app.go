@@ -300,8 +300,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
 	runErr := a.loop(ctx)
 	// Cancelling ctx is how a program stops the app: work interrupted by it is not an error.
-	// Under at_least_once what was processed is committed below; under exactly_once_v2 the
-	// open transaction is aborted, so its records are processed again by the next owner.
+	// What was processed is committed below (under exactly_once_v2 the open transaction);
+	// only a stop that interrupted a rebalance's restart aborts it, and then its records are
+	// processed again by the next owner.
 	canceled := runErr != nil && ctx.Err() != nil && errors.Is(runErr, context.Canceled)
 	if canceled && !a.eos() {
 		runErr = nil
@@ -369,7 +370,11 @@ func (a *App) loop(ctx context.Context) error {
 		}
 		if err == nil {
 			if now.Sub(lastCommit) >= a.cfg.CommitInterval {
-				err = a.commitLocked(ctx)
+				// A commit under way finishes even if the app is being stopped: cutting it
+				// short would abort the transaction and throw away processed work.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				err = a.commitLocked(cctx)
+				cancel()
 				lastCommit = now
 			}
 		}
