@@ -523,12 +523,23 @@ func TestDevClusterEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	adm := kadm.NewClient(cl)
-	md, err := adm.BrokerMetadata(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(md.Brokers) != 3 {
-		t.Fatalf("metadata lists brokers %v, want 3", md.Brokers.NodeIDs())
+	// Every broker serves once the controller unfenced it; another broker may apply that a
+	// moment later, so its metadata is polled.
+	var md kadm.Metadata
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		// A new client each time: a client may answer a metadata request from its cache.
+		pc, perr := kgo.NewClient(kgo.SeedBrokers(run.seeds...))
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		md, err = kadm.NewClient(pc).BrokerMetadata(ctx)
+		pc.Close()
+		if err == nil && len(md.Brokers) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metadata lists brokers %v (err %v), want 3", md.Brokers.NodeIDs(), err)
+		}
 	}
 	created, err := adm.CreateTopic(ctx, 1, 3, nil, topic)
 	if err != nil || created.Err != nil {

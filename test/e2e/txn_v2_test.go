@@ -42,7 +42,14 @@ func TestTxnV2FranzGo(t *testing.T) {
 	produceTxn(t, cl, "v2-out", true, "c")
 	// Under version 2 each EndTxn bumped the epoch: three transactions, epoch 3 (version 1
 	// would have stayed at 0).
-	if d := describeTxn(t, b.Addr, "v2-producer"); d.ProducerEpoch != 3 || d.State != "CompleteCommit" {
+	// EndTxn is answered once PrepareCommit is durable; the markers, then CompleteCommit,
+	// follow (as in Kafka).
+	var d kadm.DescribedTransaction
+	waitFor(t, "the third transaction to complete", 10*time.Second, func() bool {
+		d = describeTxn(t, b.Addr, "v2-producer")
+		return d.State == "CompleteCommit"
+	})
+	if d.ProducerEpoch != 3 {
 		t.Fatalf("after three transactions: epoch %d state %s, want 3 CompleteCommit", d.ProducerEpoch, d.State)
 	}
 	produceTxn(t, cl, "v2-out", true, "end")
