@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -41,20 +42,23 @@ const metadataDirName = "__cluster_metadata-0"
 
 // Broker is a running broker. Start and Shutdown are called by one goroutine.
 type Broker struct {
-	cfg      *config.Broker
-	log      *slog.Logger
-	locks    []*os.File
-	store    *metadata.Store
-	ctrl     *controller.Controller
-	channel  *cluster.Channel    // to the active controller; nil on a single node
-	router   *cluster.Router     // controller calls, local or remote
-	member   *cluster.Membership // registration and heartbeats
-	peers    cluster.Peers       // clients to other brokers (transaction markers)
-	replicas *replica.Manager
-	groups   *group.Coordinator
-	txns     *txn.Coordinator
-	srv      *server.Server
-	addrs    []net.Addr
+	cfg     *config.Broker
+	log     *slog.Logger
+	locks   []*os.File
+	store   *metadata.Store
+	ctrl    *controller.Controller
+	channel *cluster.Channel    // to the active controller; nil on a single node
+	router  *cluster.Router     // controller calls, local or remote
+	member  *cluster.Membership // registration and heartbeats
+	// memberRef publishes member to the goroutines that read the broker epoch (fetchers,
+	// ISR proposals), which start before the registration.
+	memberRef atomic.Pointer[cluster.Membership]
+	peers     cluster.Peers // clients to other brokers (transaction markers)
+	replicas  *replica.Manager
+	groups    *group.Coordinator
+	txns      *txn.Coordinator
+	srv       *server.Server
+	addrs     []net.Addr
 	// stopCleaner stops the retention cleaner; cleanerDone is closed when it has returned.
 	stopCleaner context.CancelFunc
 	cleanerDone chan struct{}
@@ -292,6 +296,7 @@ func (b *Broker) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("registering broker: %w", err)
 	}
+	b.memberRef.Store(b.member)
 	if err := b.member.WaitUnfenced(rctx); err != nil {
 		return fmt.Errorf("waiting to be unfenced by the controller: %w", err)
 	}
@@ -333,7 +338,7 @@ func (b *Broker) tickController(ctx context.Context) {
 
 // brokerEpoch is this broker's current registration epoch, -1 before it registered.
 func (b *Broker) brokerEpoch() int64 {
-	if m := b.member; m != nil {
+	if m := b.memberRef.Load(); m != nil {
 		return m.Epoch()
 	}
 	return -1
