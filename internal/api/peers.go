@@ -5,8 +5,6 @@ package api
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -21,25 +19,11 @@ const peerTimeout = 30 * time.Second
 // leaderOf returns the leader of a partition of topic and its inter-broker address; local
 // reports that it is this broker.
 func (h *Handlers) leaderOf(topic string, partition int32) (id int32, addr string, local bool, ok bool) {
-	img := h.Meta.Image()
-	t := img.Topic(topic)
-	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
-		return -1, "", false, false
-	}
-	id = t.Partitions[partition].Leader
+	id, addr, err := h.Meta.Image().LeaderAddr(topic, partition, h.Config.InterBrokerListener)
 	if id == h.Config.NodeID {
 		return id, "", true, true
 	}
-	b := img.Broker(id)
-	if id < 0 || b == nil {
-		return id, "", false, false
-	}
-	for _, e := range b.Endpoints {
-		if e.Name == h.Config.InterBrokerListener {
-			return id, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), false, true
-		}
-	}
-	return id, "", false, false
+	return id, addr, false, err == nil
 }
 
 // txnCoordinator finds the broker coordinating a transactional id: local, or its address.
@@ -54,12 +38,14 @@ func (h *Handlers) txnCoordinator(id string) (node int32, addr string, local boo
 	return h.leaderOf(txn.StateTopic, p)
 }
 
-// verifyRemote asks the transaction coordinator on another broker whether a partition is in
-// the producer's transaction (AddPartitionsToTxn in its verification form, KIP-890).
-func (h *Handlers) verifyRemote(node int32, addr, id string, pid int64, epoch int16, topic string, partition int32) int16 {
+// txnPartitionRemote sends AddPartitionsToTxn (v4+) for one partition to the transaction
+// coordinator on another broker: verifyOnly asks whether the partition is in the producer's
+// transaction (KIP-890 part 1), otherwise it is added (transaction version 2, from the
+// partition leader). It returns the partition's error code.
+func (h *Handlers) txnPartitionRemote(node int32, addr, id string, pid int64, epoch int16, topic string, partition int32, verifyOnly bool) int16 {
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = id, pid, epoch, true
+	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch, tr.VerifyOnly = id, pid, epoch, verifyOnly
 	tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
 	tt.Topic, tt.Partitions = topic, []int32{partition}
 	tr.Topics = append(tr.Topics, tt)

@@ -155,7 +155,7 @@ func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records [
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	if !local {
-		switch code := h.verifyRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition); code {
+		switch code := h.txnPartitionRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition, true); code {
 		case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
 			return kerr.InvalidProducerEpoch.Code
 		case kerr.InvalidProducerIDMapping.Code:

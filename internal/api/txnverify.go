@@ -8,11 +8,9 @@ package api
 // Older versions keep the part-1 check: the partition must already be in the transaction.
 
 import (
-	"context"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/record"
 	"github.com/poste-io/poste/internal/txn"
@@ -69,7 +67,7 @@ func (h *Handlers) addTxnPartition(id string, pid int64, epoch int16, topic stri
 		return kerr.CoordinatorNotAvailable.Code
 	}
 	if !local {
-		return h.addRemote(node, addr, id, pid, epoch, topic, partition)
+		return h.txnPartitionRemote(node, addr, id, pid, epoch, topic, partition, false)
 	}
 	tp := txn.TopicPartition{Topic: topic, Partition: partition}
 	return errCode(awaitResult(func(cb func(error)) {
@@ -89,36 +87,6 @@ func produceTxnCode(code int16) int16 {
 		return kerr.NotEnoughReplicas.Code
 	}
 	return code
-}
-
-// addRemote asks the transaction coordinator on another broker to add a partition to the
-// producer's transaction (AddPartitionsToTxn v4+, adding form).
-func (h *Handlers) addRemote(node int32, addr, id string, pid int64, epoch int16, topic string, partition int32) int16 {
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	tr := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	tr.TransactionalID, tr.ProducerID, tr.ProducerEpoch = id, pid, epoch
-	tt := kmsg.NewAddPartitionsToTxnRequestTransactionTopic()
-	tt.Topic, tt.Partitions = topic, []int32{partition}
-	tr.Topics = append(tr.Topics, tt)
-	req.Transactions = append(req.Transactions, tr)
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	kresp, err := h.Peers.Request(ctx, node, addr, req)
-	if err != nil {
-		return kerr.CoordinatorNotAvailable.Code
-	}
-	resp := kresp.(*kmsg.AddPartitionsToTxnResponse)
-	if resp.ErrorCode != 0 {
-		return resp.ErrorCode
-	}
-	for _, t := range resp.Transactions {
-		for _, rt := range t.Topics {
-			for _, rp := range rt.Partitions {
-				return rp.ErrorCode
-			}
-		}
-	}
-	return kerr.UnknownServerError.Code
 }
 
 // commitTxnOffsets hands a TxnOffsetCommit of the given version to the local transaction

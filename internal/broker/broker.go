@@ -491,25 +491,14 @@ type peerFinder struct {
 // leaderOf returns the leader of topic-partition, its inter-broker address, and whether it is
 // this broker.
 func (f peerFinder) leaderOf(topic string, partition int32) (int32, string, bool, error) {
-	img := f.store.Image()
-	t := img.Topic(topic)
-	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+	leader, addr, err := f.store.Image().LeaderAddr(topic, partition, f.listener)
+	switch {
+	case errors.Is(err, metadata.ErrUnknownPartition):
 		return -1, "", false, txn.ErrPartitionGone
-	}
-	leader := t.Partitions[partition].Leader
-	if leader == f.self {
+	case leader == f.self:
 		return leader, "", true, nil
 	}
-	b := img.Broker(leader)
-	if leader < 0 || b == nil {
-		return leader, "", false, fmt.Errorf("partition %s-%d has no leader", topic, partition)
-	}
-	for _, e := range b.Endpoints {
-		if e.Name == f.listener {
-			return leader, net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port))), false, nil
-		}
-	}
-	return leader, "", false, fmt.Errorf("leader %d has no %s endpoint", leader, f.listener)
+	return leader, addr, false, err
 }
 
 // groupConfig derives the group coordinator's configuration from the broker's.

@@ -16,6 +16,10 @@ var (
 	// ErrClusterIDMismatch: the directory belongs to another cluster than the
 	// one configured.
 	ErrClusterIDMismatch = errors.New("metadata: cluster id mismatch")
+	// ErrUnknownPartition: the image has no such topic partition.
+	ErrUnknownPartition = errors.New("metadata: unknown partition")
+	// ErrNoLeaderAddr: a partition has no leader, or its leader no endpoint on the listener.
+	ErrNoLeaderAddr = errors.New("metadata: no reachable leader")
 	// ErrInvalidUUID: a string is not a Kafka-style base64 UUID.
 	ErrInvalidUUID = errors.New("metadata: invalid uuid")
 )

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -83,6 +84,35 @@ type Broker struct {
 // Usable reports whether b may lead partitions and join ISRs: unfenced and
 // not in controlled shutdown.
 func (b *Broker) Usable() bool { return b != nil && !b.Fenced && !b.InControlledShutdown }
+
+// Addr returns host:port of the broker's endpoint on listener, or "" if it has none.
+func (b *Broker) Addr(listener string) string {
+	if b == nil {
+		return ""
+	}
+	for _, e := range b.Endpoints {
+		if e.Name == listener {
+			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
+		}
+	}
+	return ""
+}
+
+// LeaderAddr returns the leader of a topic partition and the address of its endpoint on
+// listener. ErrUnknownPartition: no such partition; ErrNoLeaderAddr: no leader, or a leader
+// not registered or without that listener (the leader id is still returned).
+func (img *Image) LeaderAddr(topic string, partition int32, listener string) (int32, string, error) {
+	t := img.Topic(topic)
+	if t == nil || partition < 0 || int(partition) >= len(t.Partitions) {
+		return -1, "", fmt.Errorf("%w: %s-%d", ErrUnknownPartition, topic, partition)
+	}
+	leader := t.Partitions[partition].Leader
+	addr := img.Broker(leader).Addr(listener)
+	if leader < 0 || addr == "" {
+		return leader, "", fmt.Errorf("%w: %s-%d has leader %d, with no %s endpoint", ErrNoLeaderAddr, topic, partition, leader, listener)
+	}
+	return leader, addr, nil
+}
 
 // Image is the cluster metadata folded from the log up to AppliedIndex.
 //

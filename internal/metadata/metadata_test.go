@@ -342,3 +342,32 @@ func TestSnapshotCorrupt(t *testing.T) {
 		t.Fatalf("%v %d", err, img.AppliedIndex())
 	}
 }
+
+func TestLeaderAddr(t *testing.T) {
+	id := NewUUID()
+	img, err := Empty().Fold(1, []Record{
+		RegisterBrokerRecord{BrokerID: 1, Endpoints: []Endpoint{{Name: "PLAINTEXT", Host: "h1", Port: 9092}}},
+		TopicRecord{Name: "t", ID: id},
+		PartitionRecord{TopicID: id, Partition: 0, Replicas: []int32{1}, ISR: []int32{1}, Leader: 1},
+		PartitionRecord{TopicID: id, Partition: 1, Replicas: []int32{1}, ISR: []int32{1}, Leader: NoLeader},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, addr, err := img.LeaderAddr("t", 0, "PLAINTEXT"); l != 1 || addr != "h1:9092" || err != nil {
+		t.Fatalf("partition 0: %d %q %v", l, addr, err)
+	}
+	if _, _, err := img.LeaderAddr("t", 0, "INTERNAL"); !errors.Is(err, ErrNoLeaderAddr) {
+		t.Fatalf("no such listener: %v", err)
+	}
+	if _, _, err := img.LeaderAddr("t", 1, "PLAINTEXT"); !errors.Is(err, ErrNoLeaderAddr) {
+		t.Fatalf("no leader: %v", err)
+	}
+	if _, _, err := img.LeaderAddr("t", 2, "PLAINTEXT"); !errors.Is(err, ErrUnknownPartition) {
+		t.Fatalf("unknown partition: %v", err)
+	}
+	var nb *Broker
+	if nb.Addr("PLAINTEXT") != "" {
+		t.Fatal("a nil broker has an address")
+	}
+}

@@ -9,9 +9,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -173,16 +171,7 @@ func (m *Manager) fetcherKey(leader int32, tp TP) fetcherKey {
 }
 
 func (m *Manager) brokerAddr(img *metadata.Image, id int32) string {
-	b := img.Broker(id)
-	if b == nil {
-		return ""
-	}
-	for _, e := range b.Endpoints {
-		if e.Name == m.repl.cluster.Listener {
-			return net.JoinHostPort(e.Host, strconv.Itoa(int(e.Port)))
-		}
-	}
-	return ""
+	return img.Broker(id).Addr(m.repl.cluster.Listener)
 }
 
 // RunISR proposes ISR changes for the partitions led here until ctx ends: every 250 ms each
