@@ -76,6 +76,13 @@ type Config struct {
 	OnStandbyUpdate func(StandbyUpdate)
 	// ReplicationFactor of the internal topics it creates (default -1: the broker's default).
 	ReplicationFactor int16
+	// CacheMaxBytes is statestore.cache.max.bytes: the record cache in front of the
+	// stores of DSL aggregations and tables (default 10 MiB; negative: no cache). A cached
+	// store keeps the latest value of each key in memory and writes it to the store, to
+	// its changelog and downstream only when the cache is flushed — at every commit, and
+	// when the cache is full — so that several updates of one key between commits become
+	// one. With no cache every update is written and forwarded at once.
+	CacheMaxBytes int64
 	// OnError decides about a record whose processing failed (deserialization, user code,
 	// serialization); default: Stop.
 	OnError func(err error) ErrorAction
@@ -135,6 +142,10 @@ type App struct {
 
 	dropped atomic.Int64 // late records dropped by windowed operators
 
+	// cache is the record cache's budget, shared by the tasks' cached stores (nil: no
+	// cache). Used by the processing goroutine only, under mu.
+	cache *cacheBudget
+
 	prodMu  sync.Mutex
 	prodErr error // first failed produce; fatal
 
@@ -176,6 +187,9 @@ func New(t *Topology, cfg Config) (*App, error) {
 	}
 	if cfg.ReplicationFactor == 0 {
 		cfg.ReplicationFactor = -1
+	}
+	if cfg.CacheMaxBytes == 0 {
+		cfg.CacheMaxBytes = 10 << 20
 	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(error) ErrorAction { return Stop }
@@ -226,6 +240,9 @@ func New(t *Topology, cfg Config) (*App, error) {
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
 	a.iq.tasks = map[TaskID]*task{}
 	a.standby = newStandbyTasks(a)
+	if cfg.CacheMaxBytes > 0 {
+		a.cache = &cacheBudget{max: cfg.CacheMaxBytes}
+	}
 	return a, nil
 }
 
@@ -431,6 +448,9 @@ func (a *App) commitLocked(ctx context.Context) error {
 	if a.eos() {
 		return a.commitTxnLocked(ctx)
 	}
+	if err := a.flushCachesLocked(); err != nil {
+		return err
+	}
 	if err := a.cl.Flush(ctx); err != nil {
 		return err
 	}
@@ -462,6 +482,33 @@ func (a *App) commitLocked(ctx context.Context) error {
 	}
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
 	return a.checkpointLocked()
+}
+
+// flushCachesLocked flushes the record caches of every task before a commit: their updates
+// go to the stores, the changelogs and downstream (which may produce output), so that the
+// commit covers them. Queries wait meanwhile. A failure downstream of a flushed update goes
+// to the error handler like a record's.
+func (a *App) flushCachesLocked() error {
+	if a.cache == nil {
+		return nil
+	}
+	a.iq.Lock()
+	defer a.iq.Unlock()
+	for _, tk := range a.mu.tasks {
+		for {
+			err := tk.flushCaches()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, ErrTopology) {
+				return err
+			}
+			if herr := a.handle(err); herr != nil {
+				return herr
+			}
+		}
+	}
+	return nil
 }
 
 // checkpointLocked checks every store for a failure, then (at_least_once) writes the
@@ -621,6 +668,7 @@ func (a *App) newTask(id TaskID) (*task, error) {
 	}
 	tk.dropped = &a.dropped
 	tk.globals = a.globals
+	tk.enableCache(a.cache)
 	return tk, nil
 }
 

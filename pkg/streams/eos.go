@@ -54,6 +54,9 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	if a.mu.rebalanced {
 		return a.restartTxnLocked(ctx)
 	}
+	if err := a.flushCachesLocked(); err != nil {
+		return err // Run aborts the transaction
+	}
 	a.prodMu.Lock()
 	perr := a.prodErr
 	a.prodMu.Unlock()
@@ -92,6 +95,9 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 func (a *App) restartTxnLocked(ctx context.Context) error {
 	a.mu.rebalanced = false
 	a.mu.offsets = map[string]map[int32]kgo.EpochOffset{}
+	for _, tk := range a.mu.tasks {
+		tk.dropCaches() // writes of the aborted transaction, never flushed
+	}
 	if _, err := a.sess.End(ctx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("streams: aborting transaction: %w", err)
 	}

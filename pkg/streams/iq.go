@@ -130,7 +130,7 @@ func (a *App) rawGet(name string, k []byte) ([]byte, bool, error) {
 		if found {
 			return
 		}
-		if v, ok := si.kv.get(k); ok {
+		if v, ok := si.get(k, false); ok {
 			out, found = bytes.Clone(v), true
 			if out == nil {
 				out = []byte{}
@@ -145,7 +145,7 @@ func (a *App) rawGet(name string, k []byte) ([]byte, bool, error) {
 func (a *App) rawScan(name string, from, to []byte) ([]rawKV, error) {
 	var out []rawKV
 	err := a.withStores(name, func(si *storeInst) {
-		si.kv.scan(from, to, func(k, v []byte) bool {
+		si.scan(from, to, func(k, v []byte) bool {
 			out = append(out, rawKV{bytes.Clone(k), append([]byte{}, v...)})
 			return true
 		})
@@ -189,7 +189,7 @@ func (s ReadOnlyKeyValueStore[K, V]) All() ([]KeyValue[K, V], error) { return s.
 // Len is the number of entries this instance holds (O(n) for persistent stores).
 func (s ReadOnlyKeyValueStore[K, V]) Len() (int, error) {
 	n := 0
-	err := s.a.withStores(s.name, func(si *storeInst) { n += si.kv.len() })
+	err := s.a.withStores(s.name, func(si *storeInst) { n += si.len() })
 	return n, err
 }
 

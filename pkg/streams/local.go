@@ -44,7 +44,15 @@ type LocalRunner struct {
 }
 
 // NewLocalRunner builds the tasks of t under application id app, with the wall clock at start.
+// It has no record cache: every update is written and forwarded at once, so a test sees
+// each one.
 func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, error) {
+	return newLocalRunner(t, app, start, nil)
+}
+
+// newLocalRunner is NewLocalRunner with the cached stores behind a record cache of budget
+// cache (nil: none); flushCaches then plays the part of a commit.
+func newLocalRunner(t *Topology, app string, start time.Time, cache *cacheBudget) (*LocalRunner, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
@@ -61,6 +69,7 @@ func NewLocalRunner(t *Topology, app string, start time.Time) (*LocalRunner, err
 		}
 		tk.dropped = &r.dropped
 		tk.globals = r.globals
+		tk.enableCache(cache)
 		for topic := range tk.byTopic {
 			if _, dup := r.byTopic[topic]; dup {
 				return nil, fmt.Errorf("%w: topic %q is read by two sub-topologies", ErrTopology, topic)
@@ -158,6 +167,24 @@ func (r *LocalRunner) drain() error {
 		}
 	}
 	return nil
+}
+
+// flushCaches flushes every task's record cache, as a commit does, and processes what the
+// flush wrote to topics the topology reads.
+func (r *LocalRunner) flushCaches() error {
+	for {
+		for _, tk := range r.tasks {
+			if err := tk.flushCaches(); err != nil {
+				return err
+			}
+		}
+		if len(r.queue) == 0 {
+			return nil
+		}
+		if err := r.drain(); err != nil {
+			return err
+		}
+	}
 }
 
 // DroppedRecords counts records dropped by windowed operators because they arrived after

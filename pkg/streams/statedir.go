@@ -250,6 +250,7 @@ func (t *task) markCommitted() {
 // closeStores closes the task's stores, first checkpointing the persistent ones when
 // checkpoint is set and the task holds nothing uncommitted.
 func (t *task) closeStores(checkpoint bool) error {
+	t.dropCaches()
 	var first error
 	if checkpoint && t.state != nil && !(t.state.eos && t.dirty()) {
 		first = t.checkpoint()

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // kvBytes is the byte-level key-value store under every typed KeyValueStore: in memory
@@ -134,12 +136,34 @@ type storeInst struct {
 	// dirty: written since the last committed transaction (exactly_once_v2), so the
 	// store holds uncommitted state and must not be checkpointed. Task goroutine only.
 	dirty bool
+	// cache, when set, holds the latest writes until they are flushed (see storeCache);
+	// nil: every write goes to the store and its changelog at once.
+	cache *storeCache
 }
 
+// put writes k (v nil: deletes it) on behalf of the record being processed: into the
+// cache when the store has one, else into the store and its changelog.
 func (s *storeInst) put(k, v []byte) error {
 	if s.readOnly {
 		return fmt.Errorf("%w: %q", ErrReadOnlyStore, s.spec.name)
 	}
+	var ts int64
+	if s.task != nil { // nil only for a bare store in tests
+		ts = s.task.nowMs()
+	}
+	if s.cache != nil {
+		var h []kgo.RecordHeader
+		if s.task.cur != nil {
+			h = s.task.cur.headers
+		}
+		return s.cache.put(k, v, ts, h)
+	}
+	return s.write(k, v, ts)
+}
+
+// write puts k (v nil: deletes it) into the store and sends it to the changelog with
+// timestamp ts, bypassing the cache.
+func (s *storeInst) write(k, v []byte, ts int64) error {
 	if v == nil {
 		s.kv.del(k)
 	} else {
@@ -152,12 +176,76 @@ func (s *storeInst) put(k, v []byte) error {
 	if s.changelog == "" {
 		return nil
 	}
-	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, s.task.nowMs(), nil, &s.pos)
+	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, ts, nil, &s.pos)
+}
+
+// get reads k through the cache. touch: the read is the task's own (it refreshes the entry
+// and caches what the store answered); queries from other goroutines pass false.
+func (s *storeInst) get(k []byte, touch bool) ([]byte, bool) {
+	if s.cache == nil {
+		return s.kv.get(k)
+	}
+	if v, ok := s.cache.lookup(k, touch); ok {
+		return v, v != nil
+	}
+	v, ok := s.kv.get(k)
+	if touch && s.kv.err() == nil {
+		s.cache.remember(k, v)
+	}
+	return v, ok
+}
+
+// scan is kv.scan with the cache's writes merged in.
+func (s *storeInst) scan(from, to []byte, fn func(k, v []byte) bool) {
+	if s.cache == nil {
+		s.kv.scan(from, to, fn)
+		return
+	}
+	s.cache.scan(from, to, fn)
+}
+
+// len counts the entries, cached writes included.
+func (s *storeInst) len() int {
+	if s.cache == nil {
+		return s.kv.len()
+	}
+	n := 0
+	s.cache.scan(nil, nil, func(_, _ []byte) bool { n++; return true })
+	return n
+}
+
+// flushCache writes the cache's dirty entries to the store, the changelog and the flush
+// listener (nothing without a cache).
+func (s *storeInst) flushCache() error {
+	if s.cache == nil {
+		return nil
+	}
+	return s.cache.flush()
+}
+
+// onFlush makes c's node forward what the cache flushes, decoded by decode (a nil value is
+// a deletion, forwarded as a nil value). It reports whether the store is cached: if not,
+// the node forwards each update itself.
+func (s *storeInst) onFlush(c *nodeCtx, decode func(k, v []byte) (key, value any, err error)) bool {
+	if s.cache == nil {
+		return false
+	}
+	s.cache.onFlush = func(k, v []byte, ts int64, headers []kgo.RecordHeader) error {
+		key, value, err := decode(k, v)
+		if err != nil {
+			return err
+		}
+		return c.t.forwardFlushed(c, rec{key: key, value: value, ts: ts, headers: headers})
+	}
+	return true
 }
 
 // reset empties the store: a persistent one is wiped on disk, an in-memory one replaced.
 // Task goroutine only, before the task processes or is queried.
 func (s *storeInst) reset(log *slog.Logger) error {
+	if s.cache != nil {
+		s.cache.clear()
+	}
 	if s.disk != nil {
 		return s.disk.kv.wipe(log)
 	}
@@ -198,12 +286,22 @@ func (s KeyValueStore[K, V]) Get(k K) (V, bool, error) {
 	if err != nil {
 		return zero, false, err
 	}
-	vb, ok := s.s.kv.get(kb)
+	vb, ok := s.s.get(kb, true)
 	if !ok {
 		return zero, false, s.s.kv.err()
 	}
 	v, err := s.vs.Deserialize(s.s.changelog, vb)
 	return v, err == nil, err
+}
+
+// decode deserializes a store entry (v nil: a deletion, decoded as a nil value).
+func (s KeyValueStore[K, V]) decode(kb, vb []byte) (any, any, error) {
+	k, err := s.ks.Deserialize(s.s.changelog, kb)
+	if err != nil || vb == nil {
+		return k, nil, err
+	}
+	v, err := s.vs.Deserialize(s.s.changelog, vb)
+	return k, v, err
 }
 
 // Put stores v under k.
@@ -248,11 +346,11 @@ func (s KeyValueStore[K, V]) Range(from, to K, fn func(K, V) bool) error {
 func (s KeyValueStore[K, V]) All(fn func(K, V) bool) error { return s.scan(nil, nil, fn) }
 
 // Len is the number of entries.
-func (s KeyValueStore[K, V]) Len() int { return s.s.kv.len() }
+func (s KeyValueStore[K, V]) Len() int { return s.s.len() }
 
 func (s KeyValueStore[K, V]) scan(from, to []byte, fn func(K, V) bool) error {
 	var ferr error
-	s.s.kv.scan(from, to, func(kb, vb []byte) bool {
+	s.s.scan(from, to, func(kb, vb []byte) bool {
 		k, err := s.ks.Deserialize(s.s.changelog, kb)
 		if err != nil {
 			ferr = err

@@ -92,6 +92,7 @@ func TableFrom[K, V any](t *Topology, topic, store string, keys Serde[K], values
 		store = t.nextName(topic + "-STATE-STORE")
 	}
 	AddKeyValueStore(t, StoreSpec[K, V]{Name: store, Keys: keys, Values: values, Logging: true})
+	t.cacheStore(store)
 	name := t.nextName("KTABLE-SOURCE")
 	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{src}, stores: []string{store},
 		newProc: func() procNode { return &tableSourceProc[K, V]{store: store} }})
@@ -99,15 +100,19 @@ func TableFrom[K, V any](t *Topology, topic, store string, keys Serde[K], values
 }
 
 type tableSourceProc[K, V any] struct {
-	ctx   *nodeCtx
-	store string
-	kv    KeyValueStore[K, V]
+	ctx    *nodeCtx
+	store  string
+	kv     KeyValueStore[K, V]
+	cached bool // the store's cache forwards the updates
 }
 
 func (p *tableSourceProc[K, V]) init(c *nodeCtx) (err error) {
 	p.ctx = c
-	p.kv, err = GetKeyValueStore[K, V](c, p.store)
-	return err
+	if p.kv, err = GetKeyValueStore[K, V](c, p.store); err != nil {
+		return err
+	}
+	p.cached = p.kv.s.onFlush(c, p.kv.decode)
+	return nil
 }
 
 func (p *tableSourceProc[K, V]) process(r rec) error {
@@ -121,7 +126,7 @@ func (p *tableSourceProc[K, V]) process(r rec) error {
 	} else {
 		err = p.kv.Put(k, as[V](r.value))
 	}
-	if err != nil {
+	if err != nil || p.cached {
 		return err
 	}
 	return p.ctx.forward(r, "")
@@ -196,6 +201,7 @@ func aggregate[K, V, A any](g Grouped[K, V], store string, aggSerde Serde[A], pr
 		return Table[K, A]{t: t, node: s.node, store: store}
 	}
 	AddKeyValueStore(t, StoreSpec[K, A]{Name: store, Keys: g.keys, Values: aggSerde, Logging: true})
+	t.cacheStore(store)
 	name := t.nextName(prefix)
 	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{s.node}, stores: []string{store},
 		newProc: func() procNode { return &aggProc[K, V, A]{store: store, step: step} }})
@@ -203,10 +209,11 @@ func aggregate[K, V, A any](g Grouped[K, V], store string, aggSerde Serde[A], pr
 }
 
 type aggProc[K, V, A any] struct {
-	ctx   *nodeCtx
-	store string
-	kv    KeyValueStore[K, A]
-	step  func(K, V, A, bool) A
+	ctx    *nodeCtx
+	store  string
+	kv     KeyValueStore[K, A]
+	step   func(K, V, A, bool) A
+	cached bool // the store's cache forwards the updates
 }
 
 func (p *aggProc[K, V, A]) init(c *nodeCtx) (err error) {
@@ -215,6 +222,7 @@ func (p *aggProc[K, V, A]) init(c *nodeCtx) (err error) {
 	if err != nil {
 		return fmt.Errorf("aggregate: %w", err)
 	}
+	p.cached = p.kv.s.onFlush(c, p.kv.decode)
 	return nil
 }
 
@@ -228,7 +236,7 @@ func (p *aggProc[K, V, A]) process(r rec) error {
 		return err
 	}
 	next := p.step(k, as[V](r.value), old, found)
-	if err := p.kv.Put(k, next); err != nil {
+	if err := p.kv.Put(k, next); err != nil || p.cached {
 		return err
 	}
 	r.value = next

@@ -354,3 +354,59 @@ func (p *sinkProc) process(r rec) error {
 	}
 	return p.ctx.t.out.send(p.topic, part, kb, vb, r.ts, r.headers, nil)
 }
+
+// enableCache puts a record cache (sharing budget b) in front of every store the topology
+// marked cached. Before the task processes anything.
+func (t *task) enableCache(b *cacheBudget) {
+	if b == nil {
+		return
+	}
+	for _, si := range t.stores {
+		if si.spec.cached && !si.readOnly {
+			si.cache = newStoreCache(si, b)
+		}
+	}
+}
+
+// flushCaches flushes every cached store, in the sub-topology's store order, until none
+// holds a dirty entry (a flush forwards downstream, which may write another cached store).
+func (t *task) flushCaches() error {
+	for pass := 0; ; pass++ {
+		busy := false
+		for _, name := range t.sub.stores {
+			si := t.stores[name]
+			if si.cache == nil || len(si.cache.dirty) == 0 {
+				continue
+			}
+			busy = true
+			if err := si.flushCache(); err != nil {
+				return fmt.Errorf("task %s: flushing store %q: %w", t.id, name, err)
+			}
+		}
+		if !busy {
+			return nil
+		}
+		if pass > len(t.sub.stores) {
+			return fmt.Errorf("%w: task %s: flushing its caches does not settle", ErrTopology, t.id)
+		}
+	}
+}
+
+// dropCaches forgets every cached write (the task closes without committing them).
+func (t *task) dropCaches() {
+	for _, si := range t.stores {
+		if si.cache != nil {
+			si.cache.clear()
+		}
+	}
+}
+
+// forwardFlushed forwards a record flushed from a store's cache from c's node, with the
+// record context of the write that made the entry dirty.
+func (t *task) forwardFlushed(c *nodeCtx, r rec) error {
+	saved := t.cur
+	t.cur = &r
+	err := guard(func() error { return c.forward(r, "") })
+	t.cur = saved
+	return err
+}

@@ -283,6 +283,11 @@ type storeSpec struct {
 	kind    storeKind
 	size    int64 // window stores: window length in ms (the end of a window is start+size)
 	global  bool  // a global table's store: one per instance, filled from its topic
+	// cached: a record cache sits in front of it (Config.CacheMaxBytes); its processor
+	// forwards updates when the cache flushes them. Set by the DSL for aggregations and
+	// tables whose processors only read and write single keys.
+	cached    bool
+	cacheable bool
 }
 
 // storeKind says how a store's bytes are laid out and which typed view reads it.
@@ -309,6 +314,30 @@ func (t *Topology) SetStoreType(store string, typ StoreType) {
 		t.fail("set store type of %q: unknown type %d", store, typ)
 	default:
 		spec.typ = typ
+	}
+}
+
+// cacheStore marks a store the DSL just added as cached (and cacheable).
+func (t *Topology) cacheStore(name string) {
+	if spec, ok := t.stores[name]; ok {
+		spec.cached, spec.cacheable = true, true
+	}
+}
+
+// SetStoreCaching turns the record cache of a DSL store on or off (Kafka's
+// Materialized.withCachingEnabled/Disabled). The DSL caches the stores of Count, Reduce,
+// Aggregate, their windowed forms on time windows and TableFrom; with caching off, every
+// update is written and forwarded at once. Stores whose processors scan ranges (sliding and
+// session windows, joins, suppression) and processor API stores are never cached.
+func (t *Topology) SetStoreCaching(store string, enabled bool) {
+	spec, ok := t.stores[store]
+	switch {
+	case !ok:
+		t.fail("set store caching: unknown store %q", store)
+	case enabled && !spec.cacheable:
+		t.fail("set store caching: %q is not a store the DSL can cache", store)
+	default:
+		spec.cached = enabled
 	}
 }
 

@@ -112,6 +112,9 @@ func windowedAggregate[K, V, A any](w WindowedGrouped[K, V], store string, aggSe
 	}
 	size := time.Duration(w.size) * time.Millisecond
 	AddWindowStore(t, WindowStoreSpec[K, A]{Name: store, Keys: g.keys, Values: aggSerde, Size: size, Logging: true})
+	if !w.sliding {
+		t.cacheStore(store)
+	}
 	stores := []string{store}
 	name := t.nextName(prefix)
 	var newProc func() procNode
@@ -161,17 +164,25 @@ func (e *expiry) purgeDue(retention int64) bool {
 func purgeBefore(si *storeInst, limit int64) error { return purgeTimeBefore(si, 8, limit) }
 
 // purgeTimeBefore deletes the entries whose time at back bytes from the end of the key is
-// before limit.
+// before limit. In a cached store, an expired entry's pending update is flushed first (so
+// downstream sees its last value, as a commit would send it); the deletions themselves
+// forward nothing.
 func purgeTimeBefore(si *storeInst, back int, limit int64) error {
 	var dead [][]byte
-	si.kv.scan(nil, nil, func(k, _ []byte) bool {
+	si.scan(nil, nil, func(k, _ []byte) bool {
 		if len(k) >= back && timeAt(k[len(k)-back:]) < limit {
 			dead = append(dead, append([]byte(nil), k...))
 		}
 		return true
 	})
 	for _, k := range dead {
-		if err := si.put(k, nil); err != nil {
+		var err error
+		if si.cache != nil {
+			err = si.cache.expire(k, si.task.nowMs())
+		} else {
+			err = si.put(k, nil)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -186,12 +197,16 @@ type windowAggProc[K, V, A any] struct {
 	size, advance, grace int64
 	step                 func(K, V, A, bool) A
 	exp                  expiry
+	cached               bool // the store's cache forwards the updates
 }
 
 func (p *windowAggProc[K, V, A]) init(c *nodeCtx) (err error) {
 	p.ctx = c
-	p.ws, err = GetWindowStore[K, A](c, p.store)
-	return err
+	if p.ws, err = GetWindowStore[K, A](c, p.store); err != nil {
+		return err
+	}
+	p.cached = p.ws.s.onFlush(c, p.ws.decode)
+	return nil
 }
 
 func (p *windowAggProc[K, V, A]) close() {}
@@ -219,6 +234,9 @@ func (p *windowAggProc[K, V, A]) process(r rec) error {
 		next := p.step(k, v, old, found)
 		if err := p.ws.Put(k, time.UnixMilli(start), next); err != nil {
 			return err
+		}
+		if p.cached {
+			continue
 		}
 		out := r
 		out.key = Windowed[K]{Key: k, Start: time.UnixMilli(start), End: time.UnixMilli(end)}

@@ -88,12 +88,32 @@ func (w WindowStore[K, V]) Fetch(k K, start time.Time) (V, bool, error) {
 	if err != nil {
 		return zero, false, err
 	}
-	vb, ok := w.s.kv.get(kb)
+	vb, ok := w.s.get(kb, true)
 	if !ok {
 		return zero, false, w.s.kv.err()
 	}
 	v, err := w.vs.Deserialize(w.s.changelog, vb)
 	return v, err == nil, err
+}
+
+// decode deserializes a store entry into its windowed key and value (vb nil: a deletion,
+// decoded as a nil value).
+func (w WindowStore[K, V]) decode(kb, vb []byte) (any, any, error) {
+	n := len(kb) - 8
+	if n < 0 {
+		return nil, nil, fmt.Errorf("%w: window store key of %d bytes", ErrSerde, len(kb))
+	}
+	k, err := w.ks.Deserialize(w.s.changelog, kb[:n])
+	if err != nil {
+		return nil, nil, err
+	}
+	start := timeAt(kb[n:])
+	key := Windowed[K]{Key: k, Start: time.UnixMilli(start), End: time.UnixMilli(start + w.size)}
+	if vb == nil {
+		return key, nil, nil
+	}
+	v, err := w.vs.Deserialize(w.s.changelog, vb)
+	return key, v, err
 }
 
 // Put stores v as the value of k's window starting at start.
@@ -140,11 +160,11 @@ func (w WindowStore[K, V]) FetchRange(k K, from, to time.Time, fn func(Windowed[
 func (w WindowStore[K, V]) All(fn func(Windowed[K], V) bool) error { return w.scan(nil, nil, fn) }
 
 // Len is the number of windows held.
-func (w WindowStore[K, V]) Len() int { return w.s.kv.len() }
+func (w WindowStore[K, V]) Len() int { return w.s.len() }
 
 func (w WindowStore[K, V]) scan(lo, hi []byte, fn func(Windowed[K], V) bool) error {
 	var ferr error
-	w.s.kv.scan(lo, hi, func(kb, vb []byte) bool {
+	w.s.scan(lo, hi, func(kb, vb []byte) bool {
 		n := len(kb) - 8
 		k, err := w.ks.Deserialize(w.s.changelog, kb[:n])
 		if err == nil {
@@ -229,11 +249,11 @@ func (s SessionStore[K, V]) FindSessions(k K, earliestEnd, latestStart time.Time
 func (s SessionStore[K, V]) All(fn func(Windowed[K], V) bool) error { return s.scan(nil, nil, fn) }
 
 // Len is the number of sessions held.
-func (s SessionStore[K, V]) Len() int { return s.s.kv.len() }
+func (s SessionStore[K, V]) Len() int { return s.s.len() }
 
 func (s SessionStore[K, V]) scan(lo, hi []byte, fn func(Windowed[K], V) bool) error {
 	var ferr error
-	s.s.kv.scan(lo, hi, func(kb, vb []byte) bool {
+	s.s.scan(lo, hi, func(kb, vb []byte) bool {
 		n := len(kb) - 16
 		k, err := s.ks.Deserialize(s.s.changelog, kb[:n])
 		if err == nil {

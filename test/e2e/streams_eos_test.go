@@ -60,6 +60,7 @@ func streamsEOSStart(t *testing.T, addr string, guarantee string, commit time.Du
 	app, err := streams.New(streamsWordCount(), streams.Config{
 		ApplicationID: "wc-eos", Brokers: []string{addr}, ProcessingGuarantee: guarantee,
 		CommitInterval: commit, Logger: testkit.Logger(), ClientOpts: opts,
+		CacheMaxBytes: -1, // every count is written, so that a lost or doubled one shows
 	})
 	if err != nil {
 		t.Fatal(err)
