@@ -146,6 +146,10 @@ type App struct {
 	// cache). Used by the processing goroutine only, under mu.
 	cache *cacheBudget
 
+	// produced is the promise of writes nobody waits for one by one (sink records): made
+	// once, so that a send allocates no closure.
+	produced func(*kgo.Record, error)
+
 	prodMu  sync.Mutex
 	prodErr error // first failed produce; fatal
 
@@ -243,6 +247,7 @@ func New(t *Topology, cfg Config) (*App, error) {
 	if cfg.CacheMaxBytes > 0 {
 		a.cache = &cacheBudget{max: cfg.CacheMaxBytes}
 	}
+	a.produced = func(_ *kgo.Record, err error) { a.producedErr(err) }
 	return a, nil
 }
 
@@ -300,13 +305,15 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RecordPartitioner(partitioner{kgo.StickyKeyPartitioner(nil)}),
 		kgo.OnPartitionsAssigned(a.onAssigned),
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
 	}
 	if a.eos() {
+		// read_committed only under exactly_once_v2, as Kafka Streams: at_least_once
+		// reads what the brokers have, like any plain consumer.
+		groupOpts = append(groupOpts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 		err = a.startSession(groupOpts)
 	} else {
 		a.cl, err = kgo.NewClient(a.opts(groupOpts...)...)
@@ -351,7 +358,10 @@ func (a *App) loop(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return nil
 		}
-		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		// Wait for records at most until the next commit is due, so that a commit (and
+		// under exactly_once_v2 the output it releases) is not held back by an idle input.
+		wait := min(200*time.Millisecond, max(time.Until(lastCommit.Add(a.cfg.CommitInterval)), time.Millisecond))
+		pctx, cancel := context.WithTimeout(ctx, wait)
 		fetches := a.cl.PollRecords(pctx, 10000)
 		cancel()
 		if fetches.IsClientClosed() {
@@ -417,26 +427,34 @@ func (a *App) handle(err error) error {
 
 func (a *App) processLocked(fetches kgo.Fetches) error {
 	var err error
-	fetches.EachRecord(func(r *kgo.Record) {
-		if err != nil {
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if err != nil || len(p.Records) == 0 {
 			return
 		}
-		sub, ok := a.topicSub[r.Topic]
-		tk := a.mu.tasks[TaskID{sub, r.Partition}]
+		sub, ok := a.topicSub[p.Topic]
+		tk := a.mu.tasks[TaskID{sub, p.Partition}]
 		if !ok || tk == nil {
 			return // revoked meanwhile; its next owner reprocesses from the committed offset
 		}
-		if perr := tk.process(r.Topic, r.Partition, r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), r.Headers); perr != nil {
-			if err = a.handle(perr); err != nil {
-				return
+		src := tk.byTopic[p.Topic]
+		var done *kgo.Record // the last record processed (or skipped by the error handler)
+		for _, r := range p.Records {
+			if perr := tk.processFrom(src, r.Topic, r.Partition, r.Offset, r.Key, r.Value, r.Timestamp.UnixMilli(), r.Headers); perr != nil {
+				if err = a.handle(perr); err != nil {
+					break
+				}
 			}
+			done = r
 		}
-		m := a.mu.offsets[r.Topic]
+		if done == nil {
+			return
+		}
+		m := a.mu.offsets[p.Topic]
 		if m == nil {
 			m = map[int32]kgo.EpochOffset{}
-			a.mu.offsets[r.Topic] = m
+			a.mu.offsets[p.Topic] = m
 		}
-		m[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		m[p.Partition] = kgo.EpochOffset{Epoch: done.LeaderEpoch, Offset: done.Offset + 1}
 	})
 	return err
 }
@@ -704,8 +722,12 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 		r.Partition = partition
 		r.Context = manualCtx
 	}
+	if acked == nil {
+		a.cl.Produce(context.Background(), r, a.produced)
+		return nil
+	}
 	a.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-		if err == nil && acked != nil {
+		if err == nil {
 			// An unknown position (-1: the store was not restored to a known offset)
 			// stays unknown: a later write says nothing about what came before it.
 			for next := r.Offset + 1; ; {
@@ -715,16 +737,21 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 				}
 			}
 		}
-		// Records failed by an abort are rolled back on purpose; their work is redone.
-		if err != nil && !errors.Is(err, kgo.ErrAborting) {
-			a.prodMu.Lock()
-			if a.prodErr == nil {
-				a.prodErr = err
-			}
-			a.prodMu.Unlock()
-		}
+		a.producedErr(err)
 	})
 	return nil
+}
+
+// producedErr records the first failed write. Records failed by an abort are rolled back on
+// purpose; their work is redone.
+func (a *App) producedErr(err error) {
+	if err != nil && !errors.Is(err, kgo.ErrAborting) {
+		a.prodMu.Lock()
+		if a.prodErr == nil {
+			a.prodErr = err
+		}
+		a.prodMu.Unlock()
+	}
 }
 
 func (c *kgoCollector) partitions(topic string) (int32, error) {

@@ -73,7 +73,8 @@ func (c *ProcessorContext[KOut, VOut]) ForwardTo(child string, r Record[KOut, VO
 
 func (c *ProcessorContext[KOut, VOut]) toRec(r Record[KOut, VOut]) rec {
 	out := rec{key: r.Key, value: r.Value, headers: r.Headers}
-	if cur := c.c.t.cur; cur != nil {
+	if t := c.c.t; t.inRec {
+		cur := &t.cur
 		out.topic, out.partition, out.offset = cur.topic, cur.partition, cur.offset
 	}
 	if r.Timestamp.IsZero() {
@@ -106,10 +107,11 @@ func (c *ProcessorContext[KOut, VOut]) StreamTime() time.Time {
 
 // RecordMetadata describes the record being processed; false inside a punctuation.
 func (c *ProcessorContext[KOut, VOut]) RecordMetadata() (RecordMetadata, bool) {
-	cur := c.c.t.cur
-	if cur == nil {
+	t := c.c.t
+	if !t.inRec {
 		return RecordMetadata{}, false
 	}
+	cur := &t.cur
 	return RecordMetadata{Topic: cur.topic, Partition: cur.partition, Offset: cur.offset}, true
 }
 

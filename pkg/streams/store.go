@@ -153,7 +153,7 @@ func (s *storeInst) put(k, v []byte) error {
 	}
 	if s.cache != nil {
 		var h []kgo.RecordHeader
-		if s.task.cur != nil {
+		if s.task.inRec {
 			h = s.task.cur.headers
 		}
 		return s.cache.put(k, v, ts, h)

@@ -43,7 +43,8 @@ type task struct {
 	streamTime int64 // math.MinInt64 until the first record
 	wallNow    func() time.Time
 	puncts     []*Schedule
-	cur        *rec // record being processed; nil inside a punctuation
+	cur        rec  // record being processed, while inRec (kept by value: no allocation per record)
+	inRec      bool // false inside a punctuation
 	punctTime  int64
 	dropped    *atomic.Int64    // late records dropped by windowed operators; nil: not counted
 	globals    *globalStores    // the instance's global stores, shared with its other tasks; may be nil
@@ -171,7 +172,7 @@ func (t *task) close() {
 }
 
 func (t *task) nowMs() int64 {
-	if t.cur != nil {
+	if t.inRec {
 		return t.cur.ts
 	}
 	return t.punctTime
@@ -188,11 +189,27 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
+// run hands the current record to a source node, turning a panic in user code into an error
+// (as guard, without a closure per record).
+func (t *task) run(src *nodeInst) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", ErrProcessing, r, debug.Stack())
+		}
+	}()
+	return src.p.process(t.cur)
+}
+
 // process runs one input record through the task. A record with a negative timestamp (after
 // extraction) is skipped, as Kafka Streams does.
 func (t *task) process(topic string, partition int32, offset int64, k, v []byte, ts int64, headers []kgo.RecordHeader) error {
-	src, ok := t.byTopic[topic]
-	if !ok {
+	return t.processFrom(t.byTopic[topic], topic, partition, offset, k, v, ts, headers)
+}
+
+// processFrom is process with the topic's source node already looked up (nil: the task
+// does not read the topic).
+func (t *task) processFrom(src *nodeInst, topic string, partition int32, offset int64, k, v []byte, ts int64, headers []kgo.RecordHeader) error {
+	if src == nil {
 		return fmt.Errorf("%w: task %s does not read topic %q", ErrTopology, t.id, topic)
 	}
 	key, val, ets, err := src.n.decode(topic, k, v, ts)
@@ -202,16 +219,19 @@ func (t *task) process(topic string, partition int32, offset int64, k, v []byte,
 	if ets < 0 {
 		return nil
 	}
-	r := rec{key: key, value: val, ts: ets, headers: headers, topic: topic, partition: partition, offset: offset}
-	t.cur = &r
-	err = guard(func() error { return src.p.process(r) })
-	t.cur = nil
+	t.cur = rec{key: key, value: val, ts: ets, headers: headers, topic: topic, partition: partition, offset: offset}
+	t.inRec = true
+	err = t.run(src)
+	t.inRec = false
+	t.cur = rec{} // drop the references
 	if err != nil {
 		return fmt.Errorf("task %s: %s/%d@%d: %w", t.id, topic, partition, offset, err)
 	}
 	if ets > t.streamTime {
 		t.streamTime = ets
-		return t.punctuate(StreamTime, ets)
+		if len(t.puncts) > 0 {
+			return t.punctuate(StreamTime, ets)
+		}
 	}
 	return nil
 }
@@ -404,9 +424,9 @@ func (t *task) dropCaches() {
 // forwardFlushed forwards a record flushed from a store's cache from c's node, with the
 // record context of the write that made the entry dirty.
 func (t *task) forwardFlushed(c *nodeCtx, r rec) error {
-	saved := t.cur
-	t.cur = &r
+	saved, savedIn := t.cur, t.inRec
+	t.cur, t.inRec = r, true
 	err := guard(func() error { return c.forward(r, "") })
-	t.cur = saved
+	t.cur, t.inRec = saved, savedIn
 	return err
 }
