@@ -1,7 +1,6 @@
 package streams
 
 import (
-	"bytes"
 	"slices"
 	"strings"
 
@@ -117,10 +116,9 @@ func (c *storeCache) remember(k, v []byte) {
 // put records a write of k (v nil: a deletion) made by the record at ts.
 func (c *storeCache) put(k, v []byte, ts int64, headers []kgo.RecordHeader) error {
 	if v != nil {
-		v = bytes.Clone(v) // the caller's slice may be reused; a present value stays non-nil
-		if v == nil {
-			v = []byte{}
-		}
+		// A copy: the caller's slice may be reused. (Never the entry's old buffer: it may
+		// have been handed to a reader or to the changelog's producer.)
+		v = append(make([]byte, 0, len(v)), v...)
 	}
 	e, ok := c.m[string(k)]
 	if ok {

@@ -227,12 +227,16 @@ func (p *windowAggProc[K, V, A]) process(r rec) error {
 			dropped = true
 			continue
 		}
-		old, found, err := p.ws.Fetch(k, time.UnixMilli(start))
+		kb, err := p.ws.key(k, start)
+		if err != nil {
+			return err
+		}
+		old, found, err := p.ws.fetchRaw(kb)
 		if err != nil {
 			return err
 		}
 		next := p.step(k, v, old, found)
-		if err := p.ws.Put(k, time.UnixMilli(start), next); err != nil {
+		if err := p.ws.putRaw(kb, next); err != nil {
 			return err
 		}
 		if p.cached {

@@ -73,27 +73,49 @@ type WindowStore[K, V any] struct {
 // Name is the store's name.
 func (w WindowStore[K, V]) Name() string { return w.s.spec.name }
 
+// key is k's store key for the window starting at start: a new slice (a serializer may hand
+// out its input, whose spare capacity must not be written).
 func (w WindowStore[K, V]) key(k K, start int64) ([]byte, error) {
 	kb, err := w.ks.Serialize(w.s.changelog, k)
 	if err != nil {
 		return nil, err
 	}
-	return appendTimes(kb, start), nil
+	out := make([]byte, len(kb), len(kb)+8)
+	copy(out, kb)
+	return appendTimes(out, start), nil
 }
 
-// Fetch returns the value of k's window starting at start.
-func (w WindowStore[K, V]) Fetch(k K, start time.Time) (V, bool, error) {
+// fetchRaw is Fetch by store key.
+func (w WindowStore[K, V]) fetchRaw(kb []byte) (V, bool, error) {
 	var zero V
-	kb, err := w.key(k, start.UnixMilli())
-	if err != nil {
-		return zero, false, err
-	}
 	vb, ok := w.s.get(kb, true)
 	if !ok {
 		return zero, false, w.s.kv.err()
 	}
 	v, err := w.vs.Deserialize(w.s.changelog, vb)
 	return v, err == nil, err
+}
+
+// putRaw is Put by store key.
+func (w WindowStore[K, V]) putRaw(kb []byte, v V) error {
+	vb, err := w.vs.Serialize(w.s.changelog, v)
+	if err != nil {
+		return err
+	}
+	if vb == nil {
+		vb = []byte{}
+	}
+	return w.s.put(kb, vb)
+}
+
+// Fetch returns the value of k's window starting at start.
+func (w WindowStore[K, V]) Fetch(k K, start time.Time) (V, bool, error) {
+	kb, err := w.key(k, start.UnixMilli())
+	if err != nil {
+		var zero V
+		return zero, false, err
+	}
+	return w.fetchRaw(kb)
 }
 
 // decode deserializes a store entry into its windowed key and value (vb nil: a deletion,
@@ -122,14 +144,7 @@ func (w WindowStore[K, V]) Put(k K, start time.Time, v V) error {
 	if err != nil {
 		return err
 	}
-	vb, err := w.vs.Serialize(w.s.changelog, v)
-	if err != nil {
-		return err
-	}
-	if vb == nil {
-		vb = []byte{}
-	}
-	return w.s.put(kb, vb)
+	return w.putRaw(kb, v)
 }
 
 // Delete removes k's window starting at start.
