@@ -4,13 +4,16 @@
 # builds `poste` from this repository and the streamsbench program, then runs
 # streamsbench, which pre-fills an 8-partition input topic and alternates, for
 # --rounds rounds (default 3), the loop and the pkg/streams topology for a
-# stateless map and a tumbling-window count on Pebble, under at_least_once and
-# exactly_once_v2, times a changelog restore after each windowed count, takes
-# a CPU profile of each run once more, and prints a Markdown report.
+# stateless map (map), a tumbling-window count on Pebble with the record cache
+# (count) and without it (countall), under at_least_once and exactly_once_v2;
+# it times a changelog restore after each countall run (restore-count), runs
+# a table of the input on Pebble without cache (table) and times its restore
+# (restore-table), takes a CPU profile of each run once more, and prints a
+# Markdown report.
 #
 #   bench/streams.sh                                    # 2,000,000 × 100 B, 8 partitions, 3 rounds
 #   bench/streams.sh --records 500000 --rounds 1 --profile=false
-#   bench/streams.sh --runs loop-count-alo,streams-count-alo,restore-count-alo
+#   bench/streams.sh --runs loop-count-alo,streams-count-alo,restore-table-alo
 #
 # Every flag is passed to streamsbench (`streamsbench -h` lists them). The
 # report, the runs as JSON, the broker's log and the profiles stay in the work

@@ -151,6 +151,28 @@ func (gs *globalStores) apply(topic string, k, v []byte) {
 	si.restore(k, v)
 }
 
+// applyRecords writes a run of one partition of a global topic into its store, in one
+// batch, skipping records with a null key as apply does.
+func (gs *globalStores) applyRecords(topic string, recs []*kgo.Record) {
+	si, ok := gs.byTopic[topic]
+	if !ok || len(recs) == 0 {
+		return
+	}
+	keep := recs
+	for i, r := range recs {
+		if r.Key == nil { // rare: copy the run without the keyless records
+			keep = append(make([]*kgo.Record, 0, len(recs)), recs[:i]...)
+			for _, r := range recs[i+1:] {
+				if r.Key != nil {
+					keep = append(keep, r)
+				}
+			}
+			break
+		}
+	}
+	si.restoreRecords(keep)
+}
+
 func (gs *globalStores) topics() []string {
 	out := make([]string, 0, len(gs.byTopic))
 	for _, g := range sortedKeys(gs.byTopic) {
@@ -227,11 +249,14 @@ func (a *App) startGlobals(ctx context.Context) (stop func(), err error) {
 			a.log.Info("streams: global tables: nothing more to read before the end offsets; treating them as read", "partitions", left())
 			break
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			n++
-			a.globals.apply(r.Topic, r.Key, r.Value)
-			if end, ok := pending[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-				delete(pending[r.Topic], r.Partition)
+		fs.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			n += len(p.Records)
+			a.globals.applyRecords(p.Topic, p.Records)
+			if end, ok := pending[p.Topic][p.Partition]; ok && p.Records[len(p.Records)-1].Offset+1 >= end {
+				delete(pending[p.Topic], p.Partition)
 			}
 		})
 	}
@@ -247,7 +272,7 @@ func (a *App) startGlobals(ctx context.Context) (stop func(), err error) {
 			if err := fatalFetchErr(fs); err != nil && rctx.Err() == nil {
 				a.log.Warn("streams: global table reader", "err", err)
 			}
-			fs.EachRecord(func(r *kgo.Record) { a.globals.apply(r.Topic, r.Key, r.Value) })
+			fs.EachPartition(func(p kgo.FetchTopicPartition) { a.globals.applyRecords(p.Topic, p.Records) })
 		}
 	}()
 	return func() { cancel(); <-done }, nil

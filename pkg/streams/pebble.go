@@ -71,6 +71,35 @@ func (s *pebbleKV) del(k []byte) {
 	}
 }
 
+// writeBatch applies the writes fill makes to one Pebble batch, committed without an fsync:
+// one pass through the commit pipeline and one write-ahead log append for all of them, where
+// put and del pay one each. This is what makes a changelog restore fast. size estimates the
+// batch's bytes (0: unknown), so that it is allocated once rather than grown. The batch
+// copies keys and values, so fill may reuse its buffers. A failure is sticky, as for single
+// writes.
+func (s *pebbleKV) writeBatch(size int, fill func(b *pebble.Batch) error) {
+	if s.failure != nil {
+		return
+	}
+	var b *pebble.Batch
+	if size > 0 {
+		b = s.db.NewBatchWithSize(size)
+	} else {
+		b = s.db.NewBatch()
+	}
+	defer func() { _ = b.Close() }()
+	if err := fill(b); err != nil {
+		s.fail("batch", err)
+		return
+	}
+	if b.Empty() {
+		return
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		s.fail("batch", err)
+	}
+}
+
 // scan iterates a consistent view taken when it starts; writes made by fn are not seen. Keys
 // and values handed to fn are copies, which callers (and their deserializers) may keep.
 func (s *pebbleKV) scan(from, to []byte, fn func(k, v []byte) bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -154,6 +155,29 @@ type restoreJob struct {
 	finished bool
 }
 
+// apply writes a run of fetched records of the job's partition (in offset order, from
+// where the job stands) to its store, as one batch, and returns how many data records it
+// applied. The job ends with the first record that reaches its end offset, listed when the
+// restore began: the records after it are not applied, and the store's position becomes
+// the end.
+func (j *restoreJob) apply(recs []*kgo.Record) int64 {
+	if j.finished || len(recs) == 0 {
+		return 0
+	}
+	if cut := sort.Search(len(recs), func(i int) bool { return recs[i].Offset+1 >= j.end }); cut < len(recs) {
+		recs = recs[:cut+1]
+	}
+	j.si.restoreRecords(recs)
+	applied := dataRecords(recs)
+	j.records += applied
+	j.reached = recs[len(recs)-1].Offset + 1
+	if j.reached >= j.end {
+		j.finished = true
+		j.si.pos.Store(j.end)
+	}
+	return applied
+}
+
 // restore brings the logged stores of fresh tasks up to their changelog partitions before
 // the tasks process anything (see planRestore for where each starts). It reads committed
 // records up to the last stable offset seen now. Transaction markers are kept in the fetch so
@@ -264,32 +288,23 @@ func (a *App) planRestore(ctx context.Context, tasks []*task) (map[string]map[in
 }
 
 // changelogBounds lists the start and last stable offsets of the changelog partitions of
-// jobs, retrying while some are not answered yet (a changelog created a moment ago may have
-// no leader yet).
+// jobs, retrying while some are not answered yet: a changelog created a moment ago may have
+// no leader yet, which shows either in a partition's answer or, when the client finds no
+// leader to send the partition's request to, as a failed request (LEADER_NOT_AVAILABLE).
+// It gives up after about ten seconds, or at once on an error that retrying cannot cure.
 func (a *App) changelogBounds(ctx context.Context, jobs map[string]map[int32]*restoreJob, topics []string) (kadm.ListedOffsets, kadm.ListedOffsets, error) {
 	for attempt := 0; ; attempt++ {
 		ends, err := a.adm.ListCommittedOffsets(ctx, topics...)
-		if err != nil {
-			return nil, nil, err
+		var starts kadm.ListedOffsets
+		if err == nil {
+			starts, err = a.adm.ListStartOffsets(ctx, topics...)
 		}
-		starts, err := a.adm.ListStartOffsets(ctx, topics...)
-		if err != nil {
+		missing := err
+		switch {
+		case err != nil && (ctx.Err() != nil || !retriableListErr(err)):
 			return nil, nil, err
-		}
-		var missing error
-		for topic, ps := range jobs {
-			for p := range ps {
-				end, ok1 := ends.Lookup(topic, p)
-				start, ok2 := starts.Lookup(topic, p)
-				switch {
-				case !ok1 || !ok2:
-					missing = fmt.Errorf("%s/%d: no offsets listed", topic, p)
-				case end.Err != nil:
-					missing = fmt.Errorf("%s/%d: %w", topic, p, end.Err)
-				case start.Err != nil:
-					missing = fmt.Errorf("%s/%d: %w", topic, p, start.Err)
-				}
-			}
+		case err == nil:
+			missing = unlisted(jobs, starts, ends)
 		}
 		if missing == nil {
 			return starts, ends, nil
@@ -303,6 +318,43 @@ func (a *App) changelogBounds(ctx context.Context, jobs map[string]map[int32]*re
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// unlisted describes a partition of jobs whose start or end offset is not known yet; nil
+// when every one is.
+func unlisted(jobs map[string]map[int32]*restoreJob, starts, ends kadm.ListedOffsets) error {
+	for topic, ps := range jobs {
+		for p := range ps {
+			end, ok1 := ends.Lookup(topic, p)
+			start, ok2 := starts.Lookup(topic, p)
+			switch {
+			case !ok1 || !ok2:
+				return fmt.Errorf("%s/%d: no offsets listed", topic, p)
+			case end.Err != nil:
+				return fmt.Errorf("%s/%d: %w", topic, p, end.Err)
+			case start.Err != nil:
+				return fmt.Errorf("%s/%d: %w", topic, p, start.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// retriableListErr reports whether a failed offset listing may succeed when repeated: a
+// partition without a leader yet or whose leader moved (a retriable Kafka error), or a
+// broker that could not be reached. Authorization failures, other Kafka errors and a done
+// context are final.
+func retriableListErr(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if _, ok := errors.AsType[*kadm.AuthError](err); ok {
+		return false
+	}
+	if ke, ok := errors.AsType[*kerr.Error](err); ok {
+		return ke.Retriable
+	}
+	return true
 }
 
 // readChangelogs applies the changelog partitions in assign to their jobs' stores until each
@@ -334,22 +386,13 @@ func (a *App) readChangelogs(ctx context.Context, jobs map[string]map[int32]*res
 			return records, fmt.Errorf("streams: restore: %w", ferr)
 		}
 		n := 0
-		fetches.EachRecord(func(r *kgo.Record) {
-			n++
-			j := jobs[r.Topic][r.Partition]
-			if j == nil || j.finished {
-				return
-			}
-			if !r.Attrs.IsControl() {
-				records++
-				j.records++
-				j.si.restore(r.Key, r.Value)
-			}
-			j.reached = r.Offset + 1
-			if j.reached >= j.end {
-				j.finished = true
-				j.si.pos.Store(j.end)
-				pending--
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			n += len(p.Records)
+			if j := jobs[p.Topic][p.Partition]; j != nil && !j.finished {
+				records += j.apply(p.Records)
+				if j.finished {
+					pending--
+				}
 			}
 		})
 		if n == 0 {

@@ -3,6 +3,7 @@ package streams
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -275,10 +276,11 @@ func (sb *standbyTasks) reconcileLocked(ctx context.Context, old *kgo.Client) (*
 	return cl, nil
 }
 
-// applyLocked writes a fetch's records into the standby stores they belong to. A record
-// before a store's position was applied already (or belongs to a task since handed over and
-// opened again); every other record follows the position contiguously, because the
-// client consumes each partition from its store's position.
+// applyLocked writes a fetch's records into the standby stores they belong to, each
+// partition's run in one batch (restoreRecords). A record before a store's position was
+// applied already (or belongs to a task since handed over and opened again); every other
+// record follows the position contiguously, because the client consumes each partition
+// from its store's position.
 func (sb *standbyTasks) applyLocked(fetches kgo.Fetches) {
 	type key struct {
 		topic string
@@ -286,26 +288,31 @@ func (sb *standbyTasks) applyLocked(fetches kgo.Fetches) {
 	}
 	batches := map[key]int64{} // records applied; present once the position moved
 	touched := map[key]*storeInst{}
-	fetches.EachRecord(func(r *kgo.Record) {
-		k := key{r.Topic, r.Partition}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		k := key{p.Topic, p.Partition}
 		si, ok := touched[k]
 		if !ok {
-			sub, known := sb.subOf[r.Topic]
-			if tk := sb.mu.tasks[TaskID{sub, r.Partition}]; known && tk != nil {
-				si = tk.changelogs()[r.Topic]
+			sub, known := sb.subOf[p.Topic]
+			if tk := sb.mu.tasks[TaskID{sub, p.Partition}]; known && tk != nil {
+				si = tk.changelogs()[p.Topic]
 			}
 			touched[k] = si // nil: a partition of no standby held now
 		}
-		if si == nil || r.Offset < si.pos.Load() {
+		if si == nil {
 			return
 		}
-		n := batches[k]
-		if !r.Attrs.IsControl() {
-			si.restore(r.Key, r.Value)
-			n++
+		pos := si.pos.Load()
+		recs := p.Records
+		recs = recs[sort.Search(len(recs), func(i int) bool { return recs[i].Offset >= pos }):]
+		if len(recs) == 0 {
+			return
 		}
-		batches[k] = n
-		si.pos.Store(r.Offset + 1)
+		si.restoreRecords(recs)
+		batches[k] += dataRecords(recs)
+		si.pos.Store(recs[len(recs)-1].Offset + 1)
 	})
 	for k, si := range touched {
 		if _, moved := batches[k]; !moved {

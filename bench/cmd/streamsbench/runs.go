@@ -41,6 +41,12 @@ type env struct {
 	stateDir   string
 	dataDir    string
 	profileDir string // non-empty: write a CPU profile of this run there
+	// truth is the true count of every (key, window) of the input, keyed by
+	// the windowed key bytes the count writes; set by prefill.
+	truth map[string]int64
+	// changelogs caches the records and bytes of a changelog read back after
+	// its pkg/streams run, for the restore that follows.
+	changelogs map[string][2]int64
 }
 
 // result is one measured run.
@@ -149,10 +155,13 @@ func (e *env) prefill(ctx context.Context, keys int, valueSize int, span time.Du
 	}
 	var firstErr atomic.Value
 	var total int64
+	e.truth = map[string]int64{}
+	windowMs := e.window.Milliseconds()
 	for i := int64(0); i < e.records; i++ {
 		key := []byte("key-" + strconv.Itoa(int(i%int64(keys))))
 		total += int64(len(key) + len(val))
 		ts := base + int64(float64(i)*float64(span.Milliseconds())/float64(e.records))
+		e.truth[string(windowedKey(key, ts-ts%windowMs))]++
 		cl.Produce(ctx, &kgo.Record{Key: key, Value: val, Timestamp: time.UnixMilli(ts)}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
@@ -222,11 +231,21 @@ func (e *env) committed(ctx context.Context, group string) (int64, error) {
 
 // runLoop is the hand-written processor: one kgo client in a fresh group
 // consumes the input, applies the same map or windowed count as the topology
-// (count state in a Go map) and produces every result to out. Under alo each
-// poll's results are flushed and acknowledged, then its offsets committed;
-// under eos each poll is one transaction of a GroupTransactSession carrying
-// the results and the offsets. Timing runs from the first poll that returns
-// records to the last commit.
+// (count state in a Go map) and produces the results to out.
+//
+// The map and the count without a cache (countall) produce every result:
+// under alo each poll's results are flushed and acknowledged, then its offsets
+// committed; under eos each poll is one transaction of a
+// GroupTransactSession carrying the results and the offsets.
+//
+// The count with a cache (count) does what pkg/streams' record cache does: it
+// remembers the windows updated since its last commit and, at each commit,
+// produces the latest count of each, then flushes and commits the offsets
+// (alo) or ends the transaction carrying both (eos). It commits on
+// pkg/streams' default schedule: every 30 s under alo (so at the end of the
+// input, for a run this short), every 100 ms under eos, and at the end.
+//
+// Timing runs from the first poll that returns records to the last commit.
 func (e *env) runLoop(ctx context.Context, k kind, group, out string) (int64, time.Duration, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(e.input),
@@ -240,7 +259,9 @@ func (e *env) runLoop(ctx context.Context, k kind, group, out string) (int64, ti
 		end     func(context.Context) error
 		closeFn func()
 	)
+	interval := 30 * time.Second
 	if k.Guarantee == "eos" {
+		interval = 100 * time.Millisecond
 		opts = append(opts, kgo.TransactionalID(group+"-txn"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets())
 		s, err := kgo.NewGroupTransactSession(opts...)
@@ -275,14 +296,35 @@ func (e *env) runLoop(ctx context.Context, k kind, group, out string) (int64, ti
 	var (
 		done     int64
 		start    time.Time
+		last     time.Time // the last commit (cached count)
 		prodErr  atomic.Value
-		counts   = map[windowKey]int64{}
+		counts   = map[windowKey]windowCount{}
+		dirty    = map[windowKey]struct{}{} // updated since the last commit (cached count)
+		cached   = k.Op == "count"
 		windowMs = e.window.Milliseconds()
 	)
 	promise := func(_ *kgo.Record, err error) {
 		if err != nil {
 			prodErr.CompareAndSwap(nil, err)
 		}
+	}
+	count := func(r *kgo.Record) windowKey {
+		ts := r.Timestamp.UnixMilli()
+		wk := windowKey{string(r.Key), ts - ts%windowMs}
+		c := counts[wk]
+		c.n++
+		c.ts = max(c.ts, ts)
+		counts[wk] = c
+		return wk
+	}
+	commit := func() error {
+		if err := end(ctx); err != nil {
+			return err
+		}
+		if v := prodErr.Load(); v != nil {
+			return v.(error)
+		}
+		return nil
 	}
 	for done < e.records {
 		fs := poll(ctx)
@@ -296,7 +338,30 @@ func (e *env) runLoop(ctx context.Context, k kind, group, out string) (int64, ti
 			continue
 		}
 		if start.IsZero() {
-			start = time.Now()
+			start, last = time.Now(), time.Now()
+		}
+		if cached {
+			fs.EachRecord(func(r *kgo.Record) {
+				dirty[count(r)] = struct{}{}
+				done++
+			})
+			if done < e.records && time.Since(last) < interval {
+				continue
+			}
+			if err := begin(); err != nil {
+				return done, time.Since(start), err
+			}
+			for wk := range dirty {
+				c := counts[wk]
+				produce(ctx, &kgo.Record{Key: windowedKey([]byte(wk.key), wk.start), Value: count8(c.n),
+					Timestamp: time.UnixMilli(c.ts)}, promise)
+			}
+			clear(dirty)
+			if err := commit(); err != nil {
+				return done, time.Since(start), err
+			}
+			last = time.Now()
+			continue
 		}
 		if err := begin(); err != nil {
 			return done, time.Since(start), err
@@ -306,31 +371,54 @@ func (e *env) runLoop(ctx context.Context, k kind, group, out string) (int64, ti
 			if k.Op == "map" {
 				out.Value = upper(r.Value)
 			} else {
-				ts := r.Timestamp.UnixMilli()
-				ws := ts - ts%windowMs
-				wk := windowKey{string(r.Key), ws}
-				counts[wk]++
-				out.Key, out.Value = windowedKey(r.Key, ws), count8(counts[wk])
+				wk := count(r)
+				out.Key, out.Value = windowedKey(r.Key, wk.start), count8(counts[wk].n)
 			}
 			produce(ctx, out, promise)
 			done++
 		})
-		if err := end(ctx); err != nil {
+		if err := commit(); err != nil {
 			return done, time.Since(start), err
-		}
-		if v := prodErr.Load(); v != nil {
-			return done, time.Since(start), v.(error)
 		}
 	}
 	return done, time.Since(start), nil
 }
 
-const countStore = "counts"
+// windowCount is the loop's state of one (key, window): its count and the
+// latest timestamp counted, which a cached count's output carries.
+type windowCount struct {
+	n, ts int64
+}
 
-// topology builds the pkg/streams twin of runLoop's work, with a Peek on the
-// source that calls seen for every input record.
+// The stores of the stateful runs; their changelogs are
+// "<application>-<store>-changelog".
+const (
+	countStore = "counts"
+	tableStore = "table"
+)
+
+// storeOf is the store of pkg/streams run k ("" for the stateless map).
+func storeOf(k kind) string {
+	switch k.Op {
+	case "count", "countall":
+		return countStore
+	case "table":
+		return tableStore
+	}
+	return ""
+}
+
+// topology builds the pkg/streams twin of runLoop's work, with a Peek that
+// calls seen for every input record: on the source, or for the table on the
+// stream of its updates (one per input record, the table having no cache).
 func (e *env) topology(k kind, out string, seen func()) *streams.Topology {
 	t := streams.NewTopology()
+	if k.Op == "table" {
+		tb := streams.TableFrom(t, e.input, tableStore, streams.Bytes(), streams.Bytes())
+		tb.ToStream().Peek(func([]byte, []byte) { seen() })
+		t.SetStoreType(tableStore, streams.Persistent)
+		return t
+	}
 	src := streams.From(t, e.input, streams.Bytes(), streams.Bytes()).Peek(func([]byte, []byte) { seen() })
 	if k.Op == "map" {
 		streams.MapValues(src, func(_, v []byte) []byte { return upper(v) }).To(out)
@@ -342,18 +430,25 @@ func (e *env) topology(k kind, out string, seen func()) *streams.Topology {
 	return t
 }
 
-func (e *env) config(app, guarantee, stateDir string) streams.Config {
+// config is the application's configuration for pkg/streams run k: the
+// defaults, but for the record cache, off (every update written and
+// forwarded) for countall and table.
+func (e *env) config(app string, k kind, stateDir string) streams.Config {
 	g := streams.AtLeastOnce
-	if guarantee == "eos" {
+	if k.Guarantee == "eos" {
 		g = streams.ExactlyOnceV2
 	}
-	return streams.Config{
+	cfg := streams.Config{
 		ApplicationID:       app,
 		Brokers:             e.brokers,
 		ProcessingGuarantee: g,
 		StateDir:            stateDir,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	if k.Op == "countall" || k.Op == "table" {
+		cfg.CacheMaxBytes = -1
+	}
+	return cfg
 }
 
 // runStreams runs the topology once over the whole input in a fresh
@@ -386,7 +481,7 @@ func (e *env) runStreams(ctx context.Context, k kind, app, out string, stop *tim
 			close(all)
 		}
 	}
-	a, err := streams.New(e.topology(k, out, seen), e.config(app, k.Guarantee, filepath.Join(e.stateDir, app)))
+	a, err := streams.New(e.topology(k, out, seen), e.config(app, k, filepath.Join(e.stateDir, app)))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -433,6 +528,13 @@ func (e *env) runStreams(ctx context.Context, k kind, app, out string, stop *tim
 // changelogSize reads topic from the start to its end offsets, read_committed,
 // and returns its records and their key plus value bytes.
 func (e *env) changelogSize(ctx context.Context, topic string) (int64, int64, error) {
+	return e.readTopic(ctx, topic, nil)
+}
+
+// readTopic reads topic from the start to its end offsets, read_committed,
+// calls each (if not nil) for every record, and returns the records and their
+// key plus value bytes.
+func (e *env) readTopic(ctx context.Context, topic string, each func(*kgo.Record)) (int64, int64, error) {
 	cl, adm, err := e.admin()
 	if err != nil {
 		return 0, 0, err
@@ -477,6 +579,9 @@ func (e *env) changelogSize(ctx context.Context, topic string) (int64, int64, er
 		fs.EachRecord(func(r *kgo.Record) {
 			recs++
 			byts += int64(len(r.Key) + len(r.Value))
+			if each != nil {
+				each(r)
+			}
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
@@ -485,10 +590,39 @@ func (e *env) changelogSize(ctx context.Context, topic string) (int64, int64, er
 	return recs, byts, nil
 }
 
-// runRestore starts a fresh instance of app with an empty state directory
-// and times the restore of its windowed count store from the changelog, from
-// the start of the earliest partition's restore to the end of the last.
-func (e *env) runRestore(ctx context.Context, k kind, app, out string) (int64, time.Duration, int, error) {
+// latestCounts checks a cached count's output, given the last count read for
+// each windowed key: every window's last count must be at most its true
+// count, and the last counts must add up to the input's records (every input
+// counted, the final state emitted). It returns "" or what is wrong.
+func latestCounts(last, truth map[string]int64, records int64) string {
+	var sum int64
+	over, unknown := 0, 0
+	for k, c := range last {
+		sum += c
+		t, ok := truth[k]
+		switch {
+		case !ok:
+			unknown++
+		case c > t:
+			over++
+		}
+	}
+	switch {
+	case unknown > 0:
+		return fmt.Sprintf("%d output keys are no window of the input", unknown)
+	case over > 0:
+		return fmt.Sprintf("%d windows counted past their true count", over)
+	case sum != records:
+		return fmt.Sprintf("the last counts of %d windows add up to %d, not %d", len(last), sum, records)
+	}
+	return ""
+}
+
+// runRestore starts a fresh instance of app (the pkg/streams run src) with an
+// empty state directory and times the restore of its store from the
+// changelog, from the start of the earliest partition's restore to the end of
+// the last.
+func (e *env) runRestore(ctx context.Context, src kind, app, out string) (int64, time.Duration, int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -496,7 +630,7 @@ func (e *env) runRestore(ctx context.Context, k kind, app, out string) (int64, t
 		infos []streams.RestoreInfo
 		ends  []time.Time
 	)
-	cfg := e.config(app, k.Guarantee, filepath.Join(e.stateDir, app+"-restore"))
+	cfg := e.config(app, src, filepath.Join(e.stateDir, app+"-restore"))
 	cfg.OnRestored = func(ri streams.RestoreInfo) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -506,7 +640,7 @@ func (e *env) runRestore(ctx context.Context, k kind, app, out string) (int64, t
 			cancel()
 		}
 	}
-	a, err := streams.New(e.topology(k, out, func() {}), cfg)
+	a, err := streams.New(e.topology(src, out, func() {}), cfg)
 	if err != nil {
 		return 0, 0, 0, err
 	}

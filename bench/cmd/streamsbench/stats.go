@@ -12,11 +12,17 @@ import (
 var errBadKinds = errors.New("streamsbench: bad run list")
 
 // kind names one measured run: who processes (the hand-written loop or
-// pkg/streams), what (a stateless map or a windowed count) and under which
-// processing guarantee. Restore runs follow the windowed count of pkg/streams.
+// pkg/streams), what and under which processing guarantee. The operations:
+// "map" (stateless), "count" (windowed count with pkg/streams' defaults: the
+// record cache on, so each commit emits the latest count of each window
+// updated since the last), "countall" (the same count with no cache: every
+// update emitted) and "table" (the input read as a table, pkg/streams only).
+// Restore runs time a fresh instance's restore of a pkg/streams run's
+// changelog: "count" after the countall run (one changelog record per input
+// record), "table" after the table run.
 type kind struct {
 	Impl      string // "loop", "streams" or "restore"
-	Op        string // "map" or "count"
+	Op        string // "map", "count", "countall" or "table"
 	Guarantee string // "alo" or "eos"
 }
 
@@ -25,19 +31,49 @@ func (k kind) String() string { return k.Impl + "-" + k.Op + "-" + k.Guarantee }
 // counterpart is the loop run a pkg/streams run is compared with.
 func (k kind) counterpart() kind { return kind{Impl: "loop", Op: k.Op, Guarantee: k.Guarantee} }
 
+// hasLoop reports whether a pkg/streams run has a loop twin to compare with.
+func (k kind) hasLoop() bool { return k.Op != "table" }
+
+// source is the pkg/streams run whose changelog a restore run reads.
+func (k kind) source() kind {
+	op := k.Op
+	if op == "count" {
+		op = "countall"
+	}
+	return kind{Impl: "streams", Op: op, Guarantee: k.Guarantee}
+}
+
+// restore is the restore run that reads the changelog of pkg/streams run k,
+// and whether there is one.
+func (k kind) restore() (kind, bool) {
+	switch {
+	case k.Impl != "streams":
+		return kind{}, false
+	case k.Op == "countall":
+		return kind{"restore", "count", k.Guarantee}, true
+	case k.Op == "table":
+		return kind{"restore", "table", k.Guarantee}, true
+	}
+	return kind{}, false
+}
+
 // allKinds is the order of one round: each loop right before its pkg/streams
 // twin, so the two see the most similar machine, and each restore right after
-// the windowed count whose changelog it reads.
+// the pkg/streams run whose changelog it reads.
 var allKinds = []kind{
 	{"loop", "map", "alo"}, {"streams", "map", "alo"},
 	{"loop", "map", "eos"}, {"streams", "map", "eos"},
-	{"loop", "count", "alo"}, {"streams", "count", "alo"}, {"restore", "count", "alo"},
-	{"loop", "count", "eos"}, {"streams", "count", "eos"}, {"restore", "count", "eos"},
+	{"loop", "count", "alo"}, {"streams", "count", "alo"},
+	{"loop", "count", "eos"}, {"streams", "count", "eos"},
+	{"loop", "countall", "alo"}, {"streams", "countall", "alo"}, {"restore", "count", "alo"},
+	{"loop", "countall", "eos"}, {"streams", "countall", "eos"}, {"restore", "count", "eos"},
+	{"streams", "table", "alo"}, {"restore", "table", "alo"},
+	{"streams", "table", "eos"}, {"restore", "table", "eos"},
 }
 
 // parseKinds reads a comma-separated selection of run kinds ("all", or names
 // such as "loop-map-alo,streams-map-alo"), keeps the round order of allKinds
-// and adds the windowed count a selected restore depends on.
+// and adds the pkg/streams run a selected restore depends on.
 func parseKinds(s string) ([]kind, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || s == "all" {
@@ -61,7 +97,7 @@ func parseKinds(s string) ([]kind, error) {
 		}
 		want[k] = true
 		if k.Impl == "restore" {
-			want[kind{"streams", k.Op, k.Guarantee}] = true
+			want[k.source()] = true
 		}
 	}
 	var out []kind

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,11 @@ func TestParseKinds(t *testing.T) {
 		{in: "", want: names(allKinds)},
 		{in: "all", want: names(allKinds)},
 		{in: "streams-map-alo, loop-map-alo", want: []string{"loop-map-alo", "streams-map-alo"}},
-		{in: "restore-count-eos", want: []string{"streams-count-eos", "restore-count-eos"}},
+		{in: "restore-count-eos", want: []string{"streams-countall-eos", "restore-count-eos"}},
+		{in: "restore-table-alo,loop-count-alo", want: []string{"loop-count-alo", "streams-table-alo", "restore-table-alo"}},
+		{in: "streams-table-eos,streams-count-eos", want: []string{"streams-count-eos", "streams-table-eos"}},
+		{in: "loop-table-alo", wantErr: true},
+		{in: "restore-countall-alo", wantErr: true},
 		{in: "loop-map-xyz", wantErr: true},
 		{in: "loop-map-alo,loop-map-alo", wantErr: true},
 	}
@@ -42,6 +47,105 @@ func TestParseKinds(t *testing.T) {
 func TestCounterpart(t *testing.T) {
 	if got := (kind{"streams", "count", "eos"}).counterpart(); got != (kind{"loop", "count", "eos"}) {
 		t.Errorf("counterpart = %v", got)
+	}
+}
+
+// TestRestoreSources checks that every restore run follows the pkg/streams run
+// whose changelog it reads, and that the two name each other.
+func TestRestoreSources(t *testing.T) {
+	tests := []struct {
+		restore, source string
+	}{
+		{"restore-count-alo", "streams-countall-alo"},
+		{"restore-count-eos", "streams-countall-eos"},
+		{"restore-table-alo", "streams-table-alo"},
+		{"restore-table-eos", "streams-table-eos"},
+	}
+	pos := map[string]int{}
+	for i, k := range allKinds {
+		pos[k.String()] = i
+	}
+	for _, tt := range tests {
+		ri, ok1 := pos[tt.restore]
+		si, ok2 := pos[tt.source]
+		if !ok1 || !ok2 || si >= ri {
+			t.Errorf("%s must follow %s in a round: positions %d, %d", tt.restore, tt.source, ri, si)
+			continue
+		}
+		r, s := allKinds[ri], allKinds[si]
+		if r.source() != s {
+			t.Errorf("%s reads the changelog of %s, want %s", r, r.source(), s)
+		}
+		if got, ok := s.restore(); !ok || got != r {
+			t.Errorf("%s is restored by %v %v, want %s", s, got, ok, r)
+		}
+	}
+	for _, k := range allKinds {
+		if rk, ok := k.restore(); ok && !containsKind(allKinds, rk) {
+			t.Errorf("%s names an unknown restore %s", k, rk)
+		}
+		if k.Impl == "streams" && k.hasLoop() && !containsKind(allKinds, k.counterpart()) {
+			t.Errorf("%s has no loop twin", k)
+		}
+		if k.Impl != "restore" && storeOf(k) == "" && k.Op != "map" {
+			t.Errorf("%s has no store", k)
+		}
+	}
+}
+
+func TestLatestCounts(t *testing.T) {
+	truth := map[string]int64{"a@0": 3, "a@60": 2, "b@0": 5}
+	tests := []struct {
+		name string
+		last map[string]int64
+		want string
+	}{
+		{"final counts", map[string]int64{"a@0": 3, "a@60": 2, "b@0": 5}, ""},
+		{"a window's final count missing", map[string]int64{"a@0": 3, "b@0": 5}, "the last counts of 2 windows add up to 8, not 10"},
+		{"a stale last count", map[string]int64{"a@0": 2, "a@60": 2, "b@0": 5}, "the last counts of 3 windows add up to 9, not 10"},
+		{"counted twice", map[string]int64{"a@0": 4, "a@60": 1, "b@0": 5}, "1 windows counted past their true count"},
+		{"unknown window", map[string]int64{"a@0": 3, "a@60": 2, "b@0": 4, "c@0": 1}, "1 output keys are no window of the input"},
+		{"nothing", nil, "the last counts of 0 windows add up to 0, not 10"},
+	}
+	for _, tt := range tests {
+		if got := latestCounts(tt.last, truth, 10); got != tt.want {
+			t.Errorf("%s: latestCounts = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	sum := map[kind]summary{
+		{"loop", "count", "alo"}:       {recPerS: 1000},
+		{"streams", "count", "alo"}:    {recPerS: 600},
+		{"loop", "map", "alo"}:         {recPerS: 1000},
+		{"streams", "map", "alo"}:      {recPerS: 600},
+		{"streams", "table", "alo"}:    {recPerS: 500},
+		{"restore", "table", "alo"}:    {mbPerS: 120},
+		{"restore", "count", "alo"}:    {mbPerS: 20},
+		{"streams", "countall", "eos"}: {recPerS: 100},
+	}
+	tests := []struct {
+		k           kind
+		ratio, goal string
+	}{
+		{kind{"streams", "count", "alo"}, "0.60", "≥ 0.50: met"},
+		{kind{"streams", "map", "alo"}, "0.60", "≥ 0.90: missed"},
+		{kind{"streams", "countall", "eos"}, "0.00", "≥ 0.50: not measured"},
+		{kind{"streams", "table", "alo"}, "", ""},
+		{kind{"restore", "table", "alo"}, "", "≥ 100 MB/s: met"},
+		{kind{"restore", "count", "alo"}, "", ""},
+		{kind{"loop", "map", "alo"}, "", ""},
+	}
+	for _, tt := range tests {
+		if r, g := target(tt.k, sum); r != tt.ratio || g != tt.goal {
+			t.Errorf("target(%s) = %q, %q; want %q, %q", tt.k, r, g, tt.ratio, tt.goal)
+		}
+	}
+	for _, k := range allKinds {
+		if d := describe(k); strings.Contains(d, ": ,") || strings.HasSuffix(d, ": ") || strings.Contains(d, "  ") {
+			t.Errorf("describe(%s) = %q", k, d)
+		}
 	}
 }
 
