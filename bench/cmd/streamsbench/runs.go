@@ -408,9 +408,10 @@ func storeOf(k kind) string {
 	return ""
 }
 
-// topology builds the pkg/streams twin of runLoop's work, with a Peek that
-// calls seen for every input record: on the source, or for the table on the
-// stream of its updates (one per input record, the table having no cache).
+// topology builds the pkg/streams twin of runLoop's work, calling seen for
+// every input record: inside the map's function, from a Peek on the count's
+// source, or for the table from a Peek on the stream of its updates (one per
+// input record, the table having no cache).
 func (e *env) topology(k kind, out string, seen func()) *streams.Topology {
 	t := streams.NewTopology()
 	if k.Op == "table" {
@@ -419,11 +420,13 @@ func (e *env) topology(k kind, out string, seen func()) *streams.Topology {
 		t.SetStoreType(tableStore, streams.Persistent)
 		return t
 	}
-	src := streams.From(t, e.input, streams.Bytes(), streams.Bytes()).Peek(func([]byte, []byte) { seen() })
 	if k.Op == "map" {
-		streams.MapValues(src, func(_, v []byte) []byte { return upper(v) }).To(out)
+		// The map itself counts, as the loop's body does: no extra node.
+		in := streams.From(t, e.input, streams.Bytes(), streams.Bytes())
+		streams.MapValues(in, func(_, v []byte) []byte { seen(); return upper(v) }).To(out)
 		return t
 	}
+	src := streams.From(t, e.input, streams.Bytes(), streams.Bytes()).Peek(func([]byte, []byte) { seen() })
 	w := streams.TumblingWindows(e.window, e.grace)
 	streams.WindowedCount(src.GroupByKey().WindowedBy(w), countStore).ToStream().To(out)
 	t.SetStoreType(countStore, streams.Persistent)
