@@ -117,6 +117,7 @@ type App struct {
 
 	cl    *kgo.Client
 	sess  *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
+	prod  *produceQueue             // hands the tasks' writes to cl; set with cl
 	adm   *kadm.Client
 	state *stateDir
 
@@ -321,6 +322,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.prod = newProduceQueue(a.cl)
+	go a.prod.run()
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
 	runErr := a.loop(ctx)
 	// Cancelling ctx is how a program stops the app: work interrupted by it is not an error.
@@ -341,6 +344,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.closeTasksLocked(nil)
 	a.mu.previous = nil
+	a.prod.close()
 	a.mu.Unlock()
 	a.cl.AllowRebalance()
 	a.cl.Close() // leaves the group; the revoke callback finds no tasks left
@@ -394,6 +398,7 @@ func (a *App) loop(ctx context.Context) error {
 				}
 			}
 			a.iq.Unlock()
+			a.prod.push() // this batch's writes go out without waiting for a full chunk
 		}
 		if err == nil {
 			if now.Sub(lastCommit) >= a.cfg.CommitInterval {
@@ -469,6 +474,7 @@ func (a *App) commitLocked(ctx context.Context) error {
 	if err := a.flushCachesLocked(); err != nil {
 		return err
 	}
+	a.prod.drain()
 	if err := a.cl.Flush(ctx); err != nil {
 		return err
 	}
@@ -723,10 +729,10 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 		r.Context = manualCtx
 	}
 	if acked == nil {
-		a.cl.Produce(context.Background(), r, a.produced)
+		a.prod.add(r, a.produced)
 		return nil
 	}
-	a.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+	a.prod.add(r, func(r *kgo.Record, err error) {
 		if err == nil {
 			// An unknown position (-1: the store was not restored to a known offset)
 			// stays unknown: a later write says nothing about what came before it.

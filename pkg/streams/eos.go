@@ -57,6 +57,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	if err := a.flushCachesLocked(); err != nil {
 		return err // Run aborts the transaction
 	}
+	a.prod.drain() // every write of the transaction reaches the client before it ends
 	a.prodMu.Lock()
 	perr := a.prodErr
 	a.prodMu.Unlock()
@@ -98,6 +99,7 @@ func (a *App) restartTxnLocked(ctx context.Context) error {
 	for _, tk := range a.mu.tasks {
 		tk.dropCaches() // writes of the aborted transaction, never flushed
 	}
+	a.prod.drain()
 	if _, err := a.sess.End(ctx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("streams: aborting transaction: %w", err)
 	}
@@ -106,6 +108,7 @@ func (a *App) restartTxnLocked(ctx context.Context) error {
 
 // abortTxn ends the open transaction with an abort when the application stops on an error.
 func (a *App) abortTxn(ctx context.Context) {
+	a.prod.drain()
 	if _, err := a.sess.End(ctx, kgo.TryAbort); err != nil {
 		a.log.Warn("streams: aborting transaction", "err", err)
 	}

@@ -1,0 +1,86 @@
+package streams
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// produceChunk is how many records the processing goroutine hands over at once.
+const produceChunk = 256
+
+// queued is one record waiting to be given to the producer, with its promise.
+type queued struct {
+	r       *kgo.Record
+	promise func(*kgo.Record, error)
+}
+
+// produceQueue moves the producer's per-record work (partitioning, batching, buffer
+// accounting inside kgo.Produce) off the goroutine that processes records: tasks append
+// their writes to a chunk, and one goroutine hands full chunks to the client in order, so
+// processing and producing run on two cores. Records keep their order, per partition and
+// overall. A full queue blocks the appender (the client's own buffer limit still applies
+// behind it).
+//
+// add, push and drain are called by whoever holds the application's mu (the processing
+// goroutine, or a group callback while it waits); run is the handing goroutine. Invariant:
+// once drain returns, every record added before it was passed to Produce.
+type produceQueue struct {
+	cl  *kgo.Client
+	cur []queued
+	ch  chan []queued // nil chunk with a non-nil ack: a drain marker
+	ack chan struct{}
+}
+
+func newProduceQueue(cl *kgo.Client) *produceQueue {
+	return &produceQueue{cl: cl, ch: make(chan []queued, 8), ack: make(chan struct{})}
+}
+
+// run hands chunks to the client until the queue is closed.
+func (q *produceQueue) run() {
+	for chunk := range q.ch {
+		if chunk == nil {
+			q.ack <- struct{}{}
+			continue
+		}
+		for i := range chunk {
+			q.cl.Produce(context.Background(), chunk[i].r, chunk[i].promise)
+			chunk[i] = queued{}
+		}
+	}
+	close(q.ack)
+}
+
+// add queues one record.
+func (q *produceQueue) add(r *kgo.Record, promise func(*kgo.Record, error)) {
+	if q.cur == nil {
+		q.cur = make([]queued, 0, produceChunk)
+	}
+	q.cur = append(q.cur, queued{r, promise})
+	if len(q.cur) == produceChunk {
+		q.push()
+	}
+}
+
+// push hands over the records queued so far without waiting for them.
+func (q *produceQueue) push() {
+	if len(q.cur) > 0 {
+		q.ch <- q.cur
+		q.cur = nil
+	}
+}
+
+// drain returns once every record queued so far was passed to Produce: before a flush,
+// a transaction's end, or the client's close.
+func (q *produceQueue) drain() {
+	q.push()
+	q.ch <- nil
+	<-q.ack
+}
+
+// close drains the queue and stops its goroutine.
+func (q *produceQueue) close() {
+	q.drain()
+	close(q.ch)
+	<-q.ack
+}
