@@ -168,9 +168,19 @@ func purgeBefore(si *storeInst, limit int64) error { return purgeTimeBefore(si, 
 // downstream sees its last value, as a commit would send it); the deletions themselves
 // forward nothing.
 func purgeTimeBefore(si *storeInst, back int, limit int64) error {
+	expired := func(k []byte) bool { return len(k) >= back && timeAt(k[len(k)-back:]) < limit }
 	var dead [][]byte
-	si.scan(nil, nil, func(k, _ []byte) bool {
-		if len(k) >= back && timeAt(k[len(k)-back:]) < limit {
+	seen := map[string]bool{}
+	if si.cache != nil { // the cache's keys, unordered: no merged scan needed
+		for k := range si.cache.m {
+			if expired([]byte(k)) {
+				seen[k] = true
+				dead = append(dead, []byte(k))
+			}
+		}
+	}
+	si.kv.scan(nil, nil, func(k, _ []byte) bool {
+		if expired(k) && !seen[string(k)] {
 			dead = append(dead, append([]byte(nil), k...))
 		}
 		return true
