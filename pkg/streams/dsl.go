@@ -199,9 +199,10 @@ func (s Stream[K, V]) Repartition(name string, keys Serde[K], values Serde[V]) S
 // Map turns each record into a new key and value; the stream is repartitioned before a
 // later grouping.
 func Map[K, V, KR, VR any](s Stream[K, V], fn func(K, V) (KR, VR)) Stream[KR, VR] {
+	boxK, boxV := boxer[KR](), boxer[VR]()
 	name := s.t.addFn("KSTREAM-MAP", []string{s.node}, func(c *nodeCtx, r rec) error {
 		k, v := fn(as[K](r.key), as[V](r.value))
-		r.key, r.value = k, v
+		r.key, r.value = boxK(&c.t.slab, k), boxV(&c.t.slab, v)
 		return c.forward(r, "")
 	})
 	return Stream[KR, VR]{t: s.t, node: name, keys: serdeOf[KR](s.keys), values: serdeOf[VR](s.values), keyChanged: true}
@@ -209,8 +210,9 @@ func Map[K, V, KR, VR any](s Stream[K, V], fn func(K, V) (KR, VR)) Stream[KR, VR
 
 // MapValues turns each value into a new one, keeping the key (no repartition needed).
 func MapValues[K, V, VR any](s Stream[K, V], fn func(K, V) VR) Stream[K, VR] {
+	box := boxer[VR]()
 	name := s.t.addFn("KSTREAM-MAPVALUES", []string{s.node}, func(c *nodeCtx, r rec) error {
-		r.value = fn(as[K](r.key), as[V](r.value))
+		r.value = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
 		return c.forward(r, "")
 	})
 	return Stream[K, VR]{t: s.t, node: name, keys: s.keys, values: serdeOf[VR](s.values), keyChanged: s.keyChanged}
@@ -218,9 +220,10 @@ func MapValues[K, V, VR any](s Stream[K, V], fn func(K, V) VR) Stream[K, VR] {
 
 // FlatMap turns each record into zero or more records.
 func FlatMap[K, V, KR, VR any](s Stream[K, V], fn func(K, V) []KeyValue[KR, VR]) Stream[KR, VR] {
+	boxK, boxV := boxer[KR](), boxer[VR]()
 	name := s.t.addFn("KSTREAM-FLATMAP", []string{s.node}, func(c *nodeCtx, r rec) error {
 		for _, kv := range fn(as[K](r.key), as[V](r.value)) {
-			r.key, r.value = kv.Key, kv.Value
+			r.key, r.value = boxK(&c.t.slab, kv.Key), boxV(&c.t.slab, kv.Value)
 			if err := c.forward(r, ""); err != nil {
 				return err
 			}
@@ -232,9 +235,10 @@ func FlatMap[K, V, KR, VR any](s Stream[K, V], fn func(K, V) []KeyValue[KR, VR])
 
 // FlatMapValues turns each value into zero or more values, keeping the key.
 func FlatMapValues[K, V, VR any](s Stream[K, V], fn func(K, V) []VR) Stream[K, VR] {
+	box := boxer[VR]()
 	name := s.t.addFn("KSTREAM-FLATMAPVALUES", []string{s.node}, func(c *nodeCtx, r rec) error {
 		for _, v := range fn(as[K](r.key), as[V](r.value)) {
-			r.value = v
+			r.value = box(&c.t.slab, v)
 			if err := c.forward(r, ""); err != nil {
 				return err
 			}
@@ -246,8 +250,9 @@ func FlatMapValues[K, V, VR any](s Stream[K, V], fn func(K, V) []VR) Stream[K, V
 
 // SelectKey gives each record a new key computed from it.
 func SelectKey[K, V, KR any](s Stream[K, V], fn func(K, V) KR) Stream[KR, V] {
+	box := boxer[KR]()
 	name := s.t.addFn("KSTREAM-KEY-SELECT", []string{s.node}, func(c *nodeCtx, r rec) error {
-		r.key = fn(as[K](r.key), as[V](r.value))
+		r.key = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
 		return c.forward(r, "")
 	})
 	return Stream[KR, V]{t: s.t, node: name, keys: serdeOf[KR](s.keys), values: s.values, keyChanged: true}

@@ -151,23 +151,25 @@ func AddSource[K, V any](t *Topology, name string, keys Serde[K], values Serde[V
 }
 
 // decoder deserializes key and value; a nil byte slice stays nil (Kafka's null), and the
-// optional extractor picks the event time.
-func decoder[K, V any](keys Serde[K], values Serde[V], ts func(K, V, time.Time) time.Time) func(string, []byte, []byte, int64) (any, any, int64, error) {
-	return func(topic string, kb, vb []byte, recTs int64) (any, any, int64, error) {
+// optional extractor picks the event time. Byte-slice keys and values are boxed through the
+// task's slab.
+func decoder[K, V any](keys Serde[K], values Serde[V], ts func(K, V, time.Time) time.Time) func(*boxSlab, string, []byte, []byte, int64) (any, any, int64, error) {
+	boxK, boxV := boxer[K](), boxer[V]()
+	return func(slab *boxSlab, topic string, kb, vb []byte, recTs int64) (any, any, int64, error) {
 		var key, val any
 		if kb != nil {
 			k, err := keys.Deserialize(topic, kb)
 			if err != nil {
 				return nil, nil, 0, fmt.Errorf("key: %w", err)
 			}
-			key = k
+			key = boxK(slab, k)
 		}
 		if vb != nil {
 			v, err := values.Deserialize(topic, vb)
 			if err != nil {
 				return nil, nil, 0, fmt.Errorf("value: %w", err)
 			}
-			val = v
+			val = boxV(slab, v)
 		}
 		if ts != nil {
 			recTs = ts(as[K](key), as[V](val), time.UnixMilli(recTs)).UnixMilli()

@@ -50,6 +50,7 @@ type task struct {
 	globals    *globalStores    // the instance's global stores, shared with its other tasks; may be nil
 	state      *stateDir        // nil: every store in memory
 	saved      map[string]int64 // offsets in the checkpoint file written last
+	slab       boxSlab          // boxes the byte slices its records carry between nodes
 }
 
 // recordDropped counts one record dropped for arriving after its windows closed.
@@ -212,7 +213,7 @@ func (t *task) processFrom(src *nodeInst, topic string, partition int32, offset 
 	if src == nil {
 		return fmt.Errorf("%w: task %s does not read topic %q", ErrTopology, t.id, topic)
 	}
-	key, val, ets, err := src.n.decode(topic, k, v, ts)
+	key, val, ets, err := src.n.decode(&t.slab, topic, k, v, ts)
 	if err != nil {
 		return fmt.Errorf("task %s: %s/%d@%d: %w", t.id, topic, partition, offset, err)
 	}

@@ -70,7 +70,7 @@ type node struct {
 	// source: topics read and how bytes become a rec.
 	topics   []string
 	internal bool // topics/topic are internal (prefixed by application id at runtime)
-	decode   func(topic string, k, v []byte, ts int64) (any, any, int64, error)
+	decode   func(slab *boxSlab, topic string, k, v []byte, ts int64) (any, any, int64, error)
 
 	// processor
 	newProc func() procNode
