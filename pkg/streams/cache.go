@@ -160,22 +160,34 @@ func (c *storeCache) evict() error {
 	return nil
 }
 
-// flush writes every dirty entry, oldest first, to the store and its changelog and hands it
-// to the listener. Entries stay cached, clean. A listener's error stops the flush; the
-// entries not written yet stay dirty.
+// flush writes every dirty entry, oldest first, to the store (one batch on Pebble) and its
+// changelog, then hands each to the listener. Entries stay cached, clean. A listener's
+// error does not stop the others; the first one is returned.
 func (c *storeCache) flush() error {
-	for len(c.dirty) > 0 {
-		e := c.dirty[0]
-		c.dirty = c.dirty[1:]
-		if !e.dirty {
-			continue
+	var first error
+	for len(c.dirty) > 0 { // a listener may write this store again: flush those writes too
+		batch := c.dirty
+		c.dirty = nil
+		live := batch[:0]
+		for _, e := range batch {
+			if e.dirty {
+				e.dirty = false
+				live = append(live, e)
+			}
 		}
-		if err := c.flushEntry(e); err != nil {
+		if err := c.si.writeEntries(live); err != nil {
 			return err
 		}
+		if c.onFlush == nil {
+			continue
+		}
+		for _, e := range live {
+			if err := c.onFlush([]byte(e.key), e.value, e.ts, e.headers); err != nil && first == nil {
+				first = err
+			}
+		}
 	}
-	c.dirty = nil
-	return nil
+	return first
 }
 
 // flushEntry writes one dirty entry and hands it to the listener; it stays cached, clean.

@@ -267,3 +267,37 @@ func TestCachedScansMergeTheStore(t *testing.T) {
 		t.Fatalf("window store All = %s, want %s", s, want)
 	}
 }
+
+func TestFlushedEntriesReachEveryStore(t *testing.T) {
+	for _, cfg := range storeConfigs {
+		for _, suffix := range []int{0, 8} {
+			t.Run(fmt.Sprintf("%s/suffix%d", cfg.name, suffix), func(t *testing.T) {
+				var kv kvBytes = cfg.open(t)
+				if suffix > 0 {
+					kv = &suffixKV{m: kv, suffix: suffix}
+				}
+				si := &storeInst{spec: &storeSpec{name: "s"}, kv: kv}
+				key := func(s string) string { return s + strings.Repeat("\x00", suffix) }
+				if err := si.writeEntries([]*cacheEntry{
+					{key: key("a"), value: []byte("1")}, {key: key("b"), value: []byte("2")}, {key: key("c"), value: []byte{}},
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if err := si.writeEntries([]*cacheEntry{{key: key("a"), value: nil}, {key: key("b"), value: []byte("9")}}); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				si.kv.scan(nil, nil, func(k, v []byte) bool {
+					got = append(got, strings.TrimRight(string(k), "\x00")+"="+string(v))
+					return true
+				})
+				if s := strings.Join(got, " "); s != "b=9 c=" {
+					t.Fatalf("store holds %q, want %q", s, "b=9 c=")
+				}
+				if !si.dirty {
+					t.Fatal("a flushed store is not marked written")
+				}
+			})
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -177,6 +178,62 @@ func (s *storeInst) write(k, v []byte, ts int64) error {
 		return nil
 	}
 	return s.task.out.send(s.changelog, s.task.id.Partition, k, v, ts, nil, &s.pos)
+}
+
+// writeEntries writes flushed cache entries (nil value: a deletion) to the store — as one
+// batch when it is on Pebble — and then to the changelog, in order.
+func (s *storeInst) writeEntries(es []*cacheEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	db, _ := s.kv.(*pebbleKV)
+	in := func(k []byte) []byte { return k }
+	if sk, ok := s.kv.(*suffixKV); ok {
+		db, _ = sk.m.(*pebbleKV)
+		in = sk.in
+	}
+	if db != nil {
+		size := 0
+		for _, e := range es {
+			size += 16 + len(e.key) + len(e.value)
+		}
+		db.writeBatch(size, func(b *pebble.Batch) error {
+			for _, e := range es {
+				k := in([]byte(e.key))
+				var err error
+				if e.value == nil {
+					err = b.Delete(k, nil)
+				} else {
+					err = b.Set(k, e.value, nil)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	} else {
+		for _, e := range es {
+			if e.value == nil {
+				s.kv.del([]byte(e.key))
+			} else {
+				s.kv.put([]byte(e.key), e.value)
+			}
+		}
+	}
+	if err := s.kv.err(); err != nil {
+		return fmt.Errorf("store %q: %w", s.spec.name, err)
+	}
+	s.dirty = true
+	if s.changelog == "" {
+		return nil
+	}
+	for _, e := range es {
+		if err := s.task.out.send(s.changelog, s.task.id.Partition, []byte(e.key), e.value, e.ts, nil, &s.pos); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // get reads k through the cache. touch: the read is the task's own (it refreshes the entry
