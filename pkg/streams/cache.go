@@ -190,32 +190,37 @@ func (c *storeCache) flush() error {
 	return first
 }
 
-// flushEntry writes one dirty entry and hands it to the listener; it stays cached, clean.
-func (c *storeCache) flushEntry(e *cacheEntry) error {
-	e.dirty = false
-	k := []byte(e.key)
-	if err := c.si.write(k, e.value, e.ts); err != nil {
+// expireAll removes keys from the store without forwarding their deletions (retention):
+// pending updates of those keys are flushed first, so that downstream sees each key's last
+// value; then the deletions go to the store (one batch on Pebble) and the changelog.
+func (c *storeCache) expireAll(keys [][]byte, ts int64) error {
+	var pending []*cacheEntry
+	for _, k := range keys {
+		if e, ok := c.m[string(k)]; ok && e.dirty {
+			e.dirty = false
+			pending = append(pending, e)
+		}
+	}
+	if err := c.si.writeEntries(pending); err != nil {
 		return err
 	}
+	var first error
 	if c.onFlush != nil {
-		return c.onFlush(k, e.value, e.ts, e.headers)
-	}
-	return nil
-}
-
-// expire removes k from the store without forwarding the deletion (retention): a pending
-// update of k is flushed first, so that downstream sees the key's last value; then the
-// deletion goes to the store and the changelog directly.
-func (c *storeCache) expire(k []byte, ts int64) error {
-	if e, ok := c.m[string(k)]; ok {
-		if e.dirty {
-			if err := c.flushEntry(e); err != nil {
-				return err
+		for _, e := range pending {
+			if err := c.onFlush([]byte(e.key), e.value, e.ts, e.headers); err != nil && first == nil {
+				first = err
 			}
 		}
-		c.drop(k)
 	}
-	return c.si.write(k, nil, ts)
+	tombs := make([]*cacheEntry, 0, len(keys))
+	for _, k := range keys {
+		c.drop(k)
+		tombs = append(tombs, &cacheEntry{key: string(k), ts: ts})
+	}
+	if err := c.si.writeEntries(tombs); err != nil {
+		return err
+	}
+	return first
 }
 
 // drop forgets k (its store entry was written directly).

@@ -185,14 +185,11 @@ func purgeTimeBefore(si *storeInst, back int, limit int64) error {
 		}
 		return true
 	})
+	if si.cache != nil {
+		return si.cache.expireAll(dead, si.task.nowMs())
+	}
 	for _, k := range dead {
-		var err error
-		if si.cache != nil {
-			err = si.cache.expire(k, si.task.nowMs())
-		} else {
-			err = si.put(k, nil)
-		}
-		if err != nil {
+		if err := si.put(k, nil); err != nil {
 			return err
 		}
 	}
