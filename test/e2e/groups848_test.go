@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/poste-io/poste/internal/testkit"
@@ -231,7 +232,13 @@ func TestConsumerGroup848(t *testing.T) {
 				m.cl.Close()
 			}
 			committed := func() int64 {
+				// Right after a restart the coordinator may still be loading: retry what
+				// a client retries.
 				os, err := adm.FetchOffsets(ctx, group)
+				for deadline := time.Now().Add(10 * time.Second); err != nil && kerr.IsRetriable(err) && time.Now().Before(deadline); {
+					time.Sleep(100 * time.Millisecond)
+					os, err = adm.FetchOffsets(ctx, group)
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
