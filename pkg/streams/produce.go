@@ -6,8 +6,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// produceChunk is how many records the processing goroutine hands over at once.
-const produceChunk = 256
+// produceChunk is how many records the processing goroutine hands over at once (each
+// hand-off may wake the producing goroutine: fewer, larger chunks cost fewer wake-ups).
+const produceChunk = 1024
 
 // queued is one record waiting to be given to the producer, with its promise.
 type queued struct {
