@@ -100,6 +100,47 @@ func (s *pebbleKV) writeBatch(size int, fill func(b *pebble.Batch) error) {
 	}
 }
 
+// onPebble returns the Pebble database holding kv's entries — kv itself, or the one under
+// a window or session store's suffixKV — and how kv's keys map to the database's keys (nil:
+// unchanged). nil when kv is not on Pebble.
+func onPebble(kv kvBytes) (*pebbleKV, func([]byte) []byte) {
+	switch kv := kv.(type) {
+	case *pebbleKV:
+		return kv, nil
+	case *suffixKV:
+		if db, ok := kv.m.(*pebbleKV); ok {
+			return db, kv.in
+		}
+	}
+	return nil, nil
+}
+
+// applyBatch writes n entries as one batch (writeBatch): at(i) gives the i-th key, mapped
+// through in when in is not nil, and value (nil: a deletion), or skip.
+func (s *pebbleKV) applyBatch(n, size int, in func([]byte) []byte, at func(i int) (k, v []byte, skip bool)) {
+	s.writeBatch(size, func(b *pebble.Batch) error {
+		for i := range n {
+			k, v, skip := at(i)
+			if skip {
+				continue
+			}
+			if in != nil {
+				k = in(k)
+			}
+			var err error
+			if v == nil {
+				err = b.Delete(k, nil)
+			} else {
+				err = b.Set(k, v, nil)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // scan iterates a consistent view taken when it starts; writes made by fn are not seen. Keys
 // and values handed to fn are copies, which callers (and their deserializers) may keep.
 func (s *pebbleKV) scan(from, to []byte, fn func(k, v []byte) bool) {

@@ -3,7 +3,6 @@ package streams
 import (
 	"encoding/binary"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -20,62 +19,32 @@ import (
 // owns the store's writes: the restoring goroutine, the standby goroutine or the global
 // reader.
 func (s *storeInst) restoreRecords(recs []*kgo.Record) {
-	switch kv := s.kv.(type) {
-	case *pebbleKV:
-		kv.restoreBatch(recs, nil)
-		return
-	case *suffixKV:
-		if db, ok := kv.m.(*pebbleKV); ok {
-			db.restoreBatch(recs, kv.in)
-			return
-		}
-	case *lockedKV:
-		kv.mu.Lock()
-		defer kv.mu.Unlock()
+	if db, in := onPebble(s.kv); db != nil {
+		size := 0
 		for _, r := range recs {
-			if !r.Attrs.IsControl() {
-				restoreOne(kv.mu.kv, r.Key, r.Value)
-			}
+			size += batchEntrySize(len(r.Key), len(r.Value))
 		}
+		db.applyBatch(len(recs), size, in, func(i int) ([]byte, []byte, bool) {
+			return recs[i].Key, recs[i].Value, recs[i].Attrs.IsControl()
+		})
 		return
+	}
+	kv := s.kv
+	if lk, ok := kv.(*lockedKV); ok {
+		lk.mu.Lock()
+		defer lk.mu.Unlock()
+		kv = lk.mu.kv
 	}
 	for _, r := range recs {
 		if !r.Attrs.IsControl() {
-			s.restore(r.Key, r.Value)
+			restoreOne(kv, r.Key, r.Value)
 		}
 	}
 }
 
-// restoreBatch writes recs as one batch, each key mapped through in when it is not nil.
-func (s *pebbleKV) restoreBatch(recs []*kgo.Record, in func([]byte) []byte) {
-	size := 0
-	for _, r := range recs {
-		// A batch entry: its kind, the key and value lengths as varints, the key (with
-		// suffixKV's 4-byte prefix) and the value.
-		size += 1 + 2*binary.MaxVarintLen32 + 4 + len(r.Key) + len(r.Value)
-	}
-	s.writeBatch(size, func(b *pebble.Batch) error {
-		for _, r := range recs {
-			if r.Attrs.IsControl() {
-				continue
-			}
-			k := r.Key
-			if in != nil {
-				k = in(k)
-			}
-			var err error
-			if r.Value == nil {
-				err = b.Delete(k, nil)
-			} else {
-				err = b.Set(k, r.Value, nil)
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+// batchEntrySize bounds what one write takes in a Pebble batch: its kind, the key and value
+// lengths as varints, the key (with suffixKV's 4-byte prefix) and the value.
+func batchEntrySize(k, v int) int { return 1 + 2*binary.MaxVarintLen32 + 4 + k + v }
 
 // restoreOne applies one changelog record to kv (nil value deletes).
 func restoreOne(kv kvBytes, k, v []byte) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -201,7 +202,7 @@ func (t *task) checkpoint() error {
 		return nil
 	}
 	offs, ok := t.checkpointOffsets()
-	if !ok || len(offs) == 0 || sameOffsets(offs, t.saved) {
+	if !ok || len(offs) == 0 || maps.Equal(offs, t.saved) {
 		return nil
 	}
 	for _, si := range t.stores {
@@ -216,18 +217,6 @@ func (t *task) checkpoint() error {
 	}
 	t.saved = offs
 	return nil
-}
-
-func sameOffsets(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // dirty reports whether any store was written since the last committed transaction.

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -186,39 +185,17 @@ func (s *storeInst) writeEntries(es []*cacheEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
-	db, _ := s.kv.(*pebbleKV)
-	in := func(k []byte) []byte { return k }
-	if sk, ok := s.kv.(*suffixKV); ok {
-		db, _ = sk.m.(*pebbleKV)
-		in = sk.in
-	}
-	if db != nil {
+	if db, in := onPebble(s.kv); db != nil {
 		size := 0
 		for _, e := range es {
-			size += 16 + len(e.key) + len(e.value)
+			size += batchEntrySize(len(e.key), len(e.value))
 		}
-		db.writeBatch(size, func(b *pebble.Batch) error {
-			for _, e := range es {
-				k := in([]byte(e.key))
-				var err error
-				if e.value == nil {
-					err = b.Delete(k, nil)
-				} else {
-					err = b.Set(k, e.value, nil)
-				}
-				if err != nil {
-					return err
-				}
-			}
-			return nil
+		db.applyBatch(len(es), size, in, func(i int) ([]byte, []byte, bool) {
+			return []byte(es[i].key), es[i].value, false
 		})
 	} else {
 		for _, e := range es {
-			if e.value == nil {
-				s.kv.del([]byte(e.key))
-			} else {
-				s.kv.put([]byte(e.key), e.value)
-			}
+			restoreOne(s.kv, []byte(e.key), e.value)
 		}
 	}
 	if err := s.kv.err(); err != nil {
@@ -315,13 +292,7 @@ func (s *storeInst) reset(log *slog.Logger) error {
 }
 
 // restore applies one changelog record (nil value deletes) without logging it again.
-func (s *storeInst) restore(k, v []byte) {
-	if v == nil {
-		s.kv.del(k)
-	} else {
-		s.kv.put(k, v)
-	}
-}
+func (s *storeInst) restore(k, v []byte) { restoreOne(s.kv, k, v) }
 
 // KeyValueStore is a typed view of a key-value state store of one task. Keys are kept in the
 // byte order of their serialized form, which is what Range iterates. Only the task's goroutine
