@@ -79,9 +79,9 @@ type Config struct {
 	// CacheMaxBytes is statestore.cache.max.bytes: the record cache in front of the
 	// stores of DSL aggregations and tables (default 10 MiB; negative: no cache). A cached
 	// store keeps the latest value of each key in memory and writes it to the store, to
-	// its changelog and downstream only when the cache is flushed — at every commit, and
-	// when the cache is full — so that several updates of one key between commits become
-	// one. With no cache every update is written and forwarded at once.
+	// its changelog and downstream only when the cache is flushed — at every commit, when
+	// the cache is full, when a window expires — so that several updates of one key between
+	// commits become one. With no cache every update is written and forwarded at once.
 	CacheMaxBytes int64
 	// OnError decides about a record whose processing failed (deserialization, user code,
 	// serialization); default: Stop.
@@ -102,7 +102,8 @@ type Config struct {
 // Global tables are read by one more goroutine, started by Run before the group is joined;
 // it writes only the global stores, which lock themselves. Standby tasks are kept by
 // another (see standbyTasks), under their own lock; onAssigned takes over those that become
-// active. Interactive queries (Query*Store, MetadataForKey, AllMetadata) may come from any
+// active. The tasks' writes reach the client through one more goroutine (produceQueue), fed
+// and drained under mu. Interactive queries (Query*Store, MetadataForKey, AllMetadata) may come from any
 // goroutine: they take iq (shared) or meta, never mu, and never see standby stores. Lock
 // order: mu, then standby.mu; mu, then iq; meta and prodMu are leaves.
 type App struct {
@@ -248,7 +249,7 @@ func New(t *Topology, cfg Config) (*App, error) {
 	if cfg.CacheMaxBytes > 0 {
 		a.cache = &cacheBudget{max: cfg.CacheMaxBytes}
 	}
-	a.produced = func(_ *kgo.Record, err error) { a.producedErr(err) }
+	a.produced = a.producedErr
 	return a, nil
 }
 
@@ -743,14 +744,14 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 				}
 			}
 		}
-		a.producedErr(err)
+		a.producedErr(r, err)
 	})
 	return nil
 }
 
 // producedErr records the first failed write. Records failed by an abort are rolled back on
 // purpose; their work is redone.
-func (a *App) producedErr(err error) {
+func (a *App) producedErr(_ *kgo.Record, err error) {
 	if err != nil && !errors.Is(err, kgo.ErrAborting) {
 		a.prodMu.Lock()
 		if a.prodErr == nil {

@@ -247,8 +247,8 @@ func (c *storeCache) clear() {
 // store; for window and session stores (suffixKV) by the length of the key before its
 // times first, as suffixKV keeps them.
 func (c *storeCache) compare(a, b string) int {
-	if sk, ok := c.si.kv.(*suffixKV); ok {
-		na, nb := max(len(a)-sk.suffix, 0), max(len(b)-sk.suffix, 0)
+	if sfx := c.si.spec.suffix; sfx > 0 {
+		na, nb := max(len(a)-sfx, 0), max(len(b)-sfx, 0)
 		if na != nb {
 			if na < nb {
 				return -1

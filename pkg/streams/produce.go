@@ -25,7 +25,8 @@ type queued struct {
 //
 // add, push and drain are called by whoever holds the application's mu (the processing
 // goroutine, or a group callback while it waits); run is the handing goroutine. Invariant:
-// once drain returns, every record added before it was passed to Produce.
+// once drain returns, every record added before it was passed to Produce. Nothing is added,
+// pushed or drained after close (Run closes it once its tasks are closed).
 type produceQueue struct {
 	cl  *kgo.Client
 	cur []queued
