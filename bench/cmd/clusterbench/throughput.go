@@ -290,10 +290,10 @@ func produce(ctx context.Context, o tpOptions, r *tpRun, brokers []string, pids 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 
-	var sess *perfSession
+	var sess *harness.PerfSession
 	if perf != "" {
 		var err error
-		if sess, err = startPerf(perf, pids, perfPrefix+".perf.data"); err != nil {
+		if sess, err = harness.StartPerf(perf, pids, perfPrefix+".perf.data"); err != nil {
 			r.Profile = []string{"no profile: " + err.Error()}
 		}
 	}
@@ -307,7 +307,7 @@ func produce(ctx context.Context, o tpOptions, r *tpRun, brokers []string, pids 
 	c1, err1 := cpu()
 	sys1, err2 := procstat.SystemCPU(procstat.Proc)
 	if sess != nil {
-		r.Profile = sess.top(15)
+		r.Profile = sess.Top(15)
 	}
 	if runErr != nil {
 		r.Err = fmt.Sprintf("poste bench produce: %v: %s", runErr, lastLines(stderr.String(), 5))

@@ -13,28 +13,53 @@ import (
 // ErrProfile means perf could not record or report a profile.
 var ErrProfile = errors.New("harness: profile failed")
 
-// perfSession is one `perf record` attached to a process. It samples on-CPU
-// time (cpu-clock, so it works in VMs without hardware counters) across all
-// the process's threads, user and kernel.
-type perfSession struct {
-	cmd *exec.Cmd
-	out string
+// PerfSession is one `perf record` attached to one or more processes. It
+// samples on-CPU time (cpu-clock, so it works in VMs without hardware
+// counters) across all their threads, user and kernel. One goroutine uses it:
+// StartPerf, then Top once.
+type PerfSession struct {
+	perf string
+	cmd  *exec.Cmd
+	out  string
 }
 
-func startPerf(perf string, pid int, out string) (*perfSession, error) {
-	cmd := exec.Command(perf, "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", fmt.Sprint(pid), "-o", out)
+// StartPerf starts recording the processes pids into the file out.
+func StartPerf(perf string, pids []int, out string) (*PerfSession, error) {
+	ids := make([]string, len(pids))
+	for i, p := range pids {
+		ids[i] = fmt.Sprint(p)
+	}
+	cmd := exec.Command(perf, "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", strings.Join(ids, ","), "-o", out)
 	cmd.Stdout, cmd.Stderr = nil, nil
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrProfile, err)
 	}
 	// perf gives no sign of having attached; its start-up is well under this.
 	time.Sleep(200 * time.Millisecond)
-	return &perfSession{cmd: cmd, out: out}, nil
+	return &PerfSession{perf: perf, cmd: cmd, out: out}, nil
+}
+
+// Top stops the recording and returns its n hottest symbols (perfTop), or
+// one line saying why there are none: a profile that cannot be had is said
+// so in a report, not silently dropped.
+func (s *PerfSession) Top(n int) []string {
+	var top []string
+	err := s.stop()
+	if err == nil {
+		top, err = perfTop(s.perf, s.out, n)
+	}
+	switch {
+	case err != nil:
+		return []string{"no profile: " + err.Error()}
+	case len(top) == 0:
+		return []string{"no profile: perf recorded no samples"}
+	}
+	return top
 }
 
 // stop ends recording with SIGINT, as perf expects, and waits for perf to
 // write its file.
-func (s *perfSession) stop() error {
+func (s *PerfSession) stop() error {
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()

@@ -120,9 +120,9 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 	}
 
 	phase := func(name string, run func() error) (cpu, client time.Duration, top []string, err error) {
-		var sess *perfSession
+		var sess *PerfSession
 		if res.Profiled {
-			sess, err = startPerf(o.Perf, p.Pid(), fmt.Sprintf("%s/%s-%s.perf.data", o.Workdir, b.Name, name))
+			sess, err = StartPerf(o.Perf, []int{p.Pid()}, fmt.Sprintf("%s/%s-%s.perf.data", o.Workdir, b.Name, name))
 			if err != nil {
 				return 0, 0, nil, err
 			}
@@ -136,17 +136,7 @@ func Run(ctx context.Context, b Broker, round int, profile bool, o Options) (res
 		c1, cerr := procstat.CPU(procstat.Proc, p.Pid())
 		s1, serr := procstat.CPU(procstat.Proc, self)
 		if sess != nil {
-			// A profile that cannot be had is said so in the report, not silently dropped.
-			perr := sess.stop()
-			if perr == nil {
-				top, perr = perfTop(o.Perf, sess.out, o.ProfileTop)
-			}
-			switch {
-			case perr != nil:
-				top = []string{"no profile: " + perr.Error()}
-			case len(top) == 0:
-				top = []string{"no profile: perf recorded no samples"}
-			}
+			top = sess.Top(o.ProfileTop)
 		}
 		if runErr != nil {
 			return 0, 0, top, fmt.Errorf("%s: %w", name, runErr)
