@@ -17,6 +17,7 @@ import (
 
 	"github.com/poste-io/poste/bench/internal/cluster"
 	"github.com/poste-io/poste/bench/internal/harness"
+	"github.com/poste-io/poste/bench/internal/limits"
 	"github.com/poste-io/poste/bench/internal/probe"
 	"github.com/poste-io/poste/bench/internal/procstat"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -98,12 +99,12 @@ func throughputMain(ctx context.Context, args []string) error {
 	logf("work directory %s", o.dir)
 
 	started := time.Now()
-	var limits []limitsRun
+	var lims []limits.Run
 	lim, err := runLimits(ctx, o, "start")
 	if err != nil {
 		return err
 	}
-	limits = append(limits, lim)
+	lims = append(lims, lim)
 
 	var runs []tpRun
 	failed := 0
@@ -130,14 +131,14 @@ func throughputMain(ctx context.Context, args []string) error {
 	if lim, err = runLimits(ctx, o, "end"); err != nil {
 		return err
 	}
-	limits = append(limits, lim)
+	lims = append(lims, lim)
 
-	md := tpReport(o, started, limits, runs)
+	md := tpReport(o, started, lims, runs)
 	if err := writeReport(md, o.out); err != nil {
 		return err
 	}
 	if o.jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"command": o.command, "started": started, "limits": limits, "runs": runs}, "", "  ")
+		b, err := json.MarshalIndent(map[string]any{"command": o.command, "started": started, "limits": lims, "runs": runs}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -151,38 +152,12 @@ func throughputMain(ctx context.Context, args []string) error {
 	return ctx.Err()
 }
 
-// limitsRun is `poste bench limits --json`, the fields this report shows.
-type limitsRun struct {
-	When     string  `json:"when"`
-	Load1    float64 `json:"load1"`
-	Loopback struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"loopback_tcp"`
-	Write struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"write"`
-	WriteFsync struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"write_fsync"`
-	Fsync struct {
-		P50 float64 `json:"p50_us"`
-		P99 float64 `json:"p99_us"`
-	} `json:"fsync_4kib"`
-}
-
-func runLimits(ctx context.Context, o tpOptions, when string) (limitsRun, error) {
-	out, err := exec.CommandContext(ctx, o.poste, "bench", "limits", "--dir", o.dir, "--size", o.limitsSize, "--json").Output()
-	if err != nil {
-		return limitsRun{}, fmt.Errorf("poste bench limits: %v", err)
+func runLimits(ctx context.Context, o tpOptions, when string) (limits.Run, error) {
+	l, err := limits.Measure(ctx, o.poste, o.dir, o.limitsSize, when)
+	if err == nil {
+		logf("%s", l)
 	}
-	var l limitsRun
-	if err := json.Unmarshal(out, &l); err != nil {
-		return limitsRun{}, fmt.Errorf("poste bench limits: %v: %s", err, out)
-	}
-	l.When = when
-	logf("limits (%s): loopback %.0f MB/s, write %.0f MB/s, write+fsync %.0f MB/s, fsync 4 KiB p50 %.0f µs p99 %.0f µs, load %.2f",
-		when, l.Loopback.MBPerS, l.Write.MBPerS, l.WriteFsync.MBPerS, l.Fsync.P50, l.Fsync.P99, l.Load1)
-	return l, nil
+	return l, err
 }
 
 const topic = "bench"
@@ -348,7 +323,7 @@ func lastLines(s string, n int) string {
 }
 
 // tpReport renders the Markdown report: limits, medians, ratios, every run, profiles.
-func tpReport(o tpOptions, started time.Time, limits []limitsRun, runs []tpRun) string {
+func tpReport(o tpOptions, started time.Time, lims []limits.Run, runs []tpRun) string {
 	var b strings.Builder
 	cpuInfo, _ := probe.ReadCPU("/proc/cpuinfo")
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
@@ -357,11 +332,7 @@ func tpReport(o tpOptions, started time.Time, limits []limitsRun, runs []tpRun) 
 	fmt.Fprintf(&b, "**Workload** (`poste bench produce`): %s records × %d B, %d partitions, acks=all, idempotent, linger %v, batch max 1 MiB, producer buffer 32 MiB, no compression; single node: one `poste serve`, topic replication factor 1; cluster: `poste dev cluster --brokers 3`, replication factor 3, min.insync.replicas 2. Broker defaults otherwise.\n\n",
 		commaInt(int64(o.records)), o.recordSize, o.partitions, o.linger)
 
-	b.WriteString("| `poste bench limits` | loopback TCP | write to page cache | write + fsync every MiB | fsync after 4 KiB p50 / p99 | load (1 min) |\n|---|---|---|---|---|---|\n")
-	for _, l := range limits {
-		fmt.Fprintf(&b, "| %s | %.0f MB/s | %.0f MB/s | %.0f MB/s | %.0f µs / %.0f µs | %.2f |\n",
-			l.When, l.Loopback.MBPerS, l.Write.MBPerS, l.WriteFsync.MBPerS, l.Fsync.P50, l.Fsync.P99, l.Load1)
-	}
+	b.WriteString(limits.Table(lims))
 
 	type med struct {
 		ok                             int

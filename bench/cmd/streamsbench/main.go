@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/poste-io/poste/bench/internal/harness"
+	"github.com/poste-io/poste/bench/internal/limits"
 	"github.com/poste-io/poste/bench/internal/procstat"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -75,38 +75,12 @@ func main() {
 	}
 }
 
-// limits is `poste bench limits --json`, the fields the report shows.
-type limits struct {
-	When     string  `json:"when"`
-	Load1    float64 `json:"load1"`
-	Loopback struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"loopback_tcp"`
-	Write struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"write"`
-	WriteFsync struct {
-		MBPerS float64 `json:"mb_per_s"`
-	} `json:"write_fsync"`
-	Fsync struct {
-		P50 float64 `json:"p50_us"`
-		P99 float64 `json:"p99_us"`
-	} `json:"fsync_4kib"`
-}
-
-func runLimits(ctx context.Context, o options, dir, when string) (limits, error) {
-	out, err := exec.CommandContext(ctx, o.poste, "bench", "limits", "--dir", dir, "--size", o.limitsSize, "--json").Output()
-	if err != nil {
-		return limits{}, fmt.Errorf("poste bench limits: %v", err)
+func runLimits(ctx context.Context, o options, dir, when string) (limits.Run, error) {
+	l, err := limits.Measure(ctx, o.poste, dir, o.limitsSize, when)
+	if err == nil {
+		logf("%s", l)
 	}
-	var l limits
-	if err := json.Unmarshal(out, &l); err != nil {
-		return limits{}, fmt.Errorf("poste bench limits: %v: %s", err, out)
-	}
-	l.When = when
-	logf("limits (%s): loopback %.0f MB/s, write %.0f MB/s, write+fsync %.0f MB/s, fsync p50 %.0f µs, load %.2f",
-		when, l.Loopback.MBPerS, l.Write.MBPerS, l.WriteFsync.MBPerS, l.Fsync.P50, l.Load1)
-	return l, nil
+	return l, err
 }
 
 func waitLoad(ctx context.Context, o options) {
@@ -144,7 +118,7 @@ func run(o options) error {
 		stateDir: filepath.Join(o.workdir, "state"), dataDir: p.DataDir,
 		changelogs: map[string][2]int64{},
 	}
-	var lims []limits
+	var lims []limits.Run
 	if l, err := runLimits(ctx, o, p.DataDir, "start"); err == nil {
 		lims = append(lims, l)
 	} else {

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/poste-io/poste/bench/internal/limits"
 )
 
 // summary is the medians of one kind's successful runs.
@@ -82,7 +84,7 @@ func target(k kind, sum map[kind]summary) (ratioCol, goal string) {
 	return "", ""
 }
 
-func report(o options, started time.Time, lims []limits, results []result, profiles []string) string {
+func report(o options, started time.Time, lims []limits.Run, results []result, profiles []string) string {
 	kinds, _ := parseKinds(o.runs)
 	sum := summarize(kinds, results)
 	var b strings.Builder
@@ -91,11 +93,7 @@ func report(o options, started time.Time, lims []limits, results []result, profi
 	fmt.Fprintf(&b, "**Command**: `%s`\n\n", o.command)
 	fmt.Fprintf(&b, "**Workload**: %s records, %d B values, keys over %s values, %d partitions, event times over %v; tumbling windows of %v, grace %v.\n\n",
 		group(o.records), o.valueSize, group(int64(o.keys)), o.partitions, o.span, o.window, o.grace)
-	b.WriteString("| `poste bench limits` | loopback TCP | write to page cache | write + fsync every MiB | fsync after 4 KiB p50 / p99 | load (1 min) |\n|---|---|---|---|---|---|\n")
-	for _, l := range lims {
-		fmt.Fprintf(&b, "| %s | %.0f MB/s | %.0f MB/s | %.0f MB/s | %.0f µs / %.0f µs | %.2f |\n",
-			l.When, l.Loopback.MBPerS, l.Write.MBPerS, l.WriteFsync.MBPerS, l.Fsync.P50, l.Fsync.P99, l.Load1)
-	}
+	b.WriteString(limits.Table(lims))
 	fmt.Fprintf(&b, "\n**Medians of %d rounds**\n\n| run | records/s | MB/s | broker CPU-s | client CPU-s | ratio to the loop | target |\n|---|---|---|---|---|---|---|\n", o.rounds)
 	for _, k := range kinds {
 		s := sum[k]
