@@ -52,11 +52,8 @@ func decodeMemberInfo(b []byte) (memberInfo, error) {
 	if v == userDataV2 {
 		m.state = d.tasks()
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail()
-	}
-	if d.err != nil {
-		return memberInfo{}, d.err
+	if err := d.end(); err != nil {
+		return memberInfo{}, err
 	}
 	return m, nil
 }
@@ -130,11 +127,8 @@ func decodeAssignment(b []byte) (assignmentInfo, error) {
 	if v == userDataV2 {
 		info.mine = d.tasks()
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail()
-	}
-	if d.err != nil {
-		return assignmentInfo{}, d.err
+	if err := d.end(); err != nil {
+		return assignmentInfo{}, err
 	}
 	for _, hs := range info.standbys {
 		slices.Sort(hs)
@@ -175,6 +169,14 @@ func (d *userDataReader) fail() {
 		d.err = fmt.Errorf("%w: malformed group user data", ErrConfig)
 	}
 	d.b = nil
+}
+
+// end is the reader's first error, or a failure if bytes are left over.
+func (d *userDataReader) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.fail()
+	}
+	return d.err
 }
 
 func (d *userDataReader) byte() byte {
