@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,7 +48,9 @@ func StartCluster(t testing.TB, n int, extra map[string]string) *Cluster {
 
 // StartClusterRoles starts one node per entry of roles (process.roles of node i+1); the
 // nodes with the controller role are the voters. with extra config overrides for all of them ("{id}"
-// in a value becomes the node's id) and waits until every one is serving.
+// in a value becomes the node's id) and waits until every one is serving and every node with
+// the broker role sees all of them registered and unfenced, so that a test's first Metadata
+// request lists the whole cluster.
 func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
@@ -79,7 +82,36 @@ func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *C
 			t.Fatalf("start cluster: %v", err)
 		}
 	}
+	c.waitUnfenced()
 	return c
+}
+
+// waitUnfenced waits until every broker-role node's metadata image has every broker-role
+// node unfenced.
+func (c *Cluster) waitUnfenced() {
+	c.t.Helper()
+	var want []int32
+	for _, nd := range c.Nodes {
+		if nd.roles != "controller" {
+			want = append(want, nd.ID)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, nd := range c.Nodes {
+			if nd.roles != "controller" && !slices.Equal(nd.B.Metadata().Image().UnfencedBrokers(), want) {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("brokers %v not all registered and unfenced after 30s", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // freeAddr finds a free loopback port (it may be taken again before use; tests accept it).
