@@ -139,6 +139,8 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 }
 
 // verifyTxnProduce checks a transactional batch against its coordinator; 0 means append it.
+// Its answers map to produce errors as produceTxnCode's; a partition the coordinator does not
+// know in the transaction (or a producer id it does not map) is INVALID_TXN_STATE.
 func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records []byte) int16 {
 	hd, err := record.ParseHeader(records)
 	if err != nil {
@@ -148,32 +150,22 @@ func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records [
 		return kerr.InvalidTxnState.Code
 	}
 	if h.Txns == nil {
-		return kerr.CoordinatorNotAvailable.Code
+		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
 	}
 	node, addr, local, ok := h.txnCoordinator(id)
 	if !ok {
-		return kerr.CoordinatorNotAvailable.Code
+		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
 	}
-	if !local {
-		switch code := h.txnPartitionRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition, true); code {
-		case kerr.ProducerFenced.Code, kerr.InvalidProducerEpoch.Code:
-			return kerr.InvalidProducerEpoch.Code
-		case kerr.InvalidProducerIDMapping.Code:
-			return kerr.InvalidTxnState.Code
-		default:
-			return code
-		}
+	var code int16
+	if local {
+		code = errCode(awaitResult(func(cb func(error)) {
+			h.Txns.Verify(id, hd.ProducerID, hd.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
+		})())
+	} else {
+		code = h.txnPartitionRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition, true)
 	}
-	err = awaitResult(func(cb func(error)) {
-		h.Txns.Verify(id, hd.ProducerID, hd.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
-	})()
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, txn.ErrProducerFenced):
-		return kerr.InvalidProducerEpoch.Code
-	case errors.Is(err, txn.ErrInvalidTxnState), errors.Is(err, txn.ErrInvalidProducerIDMapping):
+	if code == kerr.InvalidProducerIDMapping.Code {
 		return kerr.InvalidTxnState.Code
 	}
-	return errCode(err)
+	return produceTxnCode(code)
 }

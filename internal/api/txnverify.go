@@ -47,7 +47,7 @@ func (h *Handlers) checkTxnProduce(version int16, id, topic string, partition in
 		return kerr.InvalidTxnState.Code
 	}
 	if h.Txns == nil {
-		return kerr.NotEnoughReplicas.Code
+		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
 	}
 	deadline := time.Now().Add(txnAddRetryMax)
 	for {
@@ -75,15 +75,16 @@ func (h *Handlers) addTxnPartition(id string, pid int64, epoch int16, topic stri
 	})())
 }
 
-// produceTxnCode maps the coordinator's answer to an addition to the produce error code, as
-// Kafka does: a fenced producer gets INVALID_PRODUCER_EPOCH, and a coordinator that is busy,
-// moving or loading becomes NOT_ENOUGH_REPLICAS, which every client retries.
+// produceTxnCode maps the coordinator's answer to an addition or a verification to the
+// produce error code, as Kafka does: a fenced producer gets INVALID_PRODUCER_EPOCH, and a
+// coordinator that is busy, moving, loading or unreachable becomes NOT_ENOUGH_REPLICAS, which
+// every client retries without a metadata refresh.
 func produceTxnCode(code int16) int16 {
 	switch code {
 	case kerr.ProducerFenced.Code:
 		return kerr.InvalidProducerEpoch.Code
 	case kerr.ConcurrentTransactions.Code, kerr.CoordinatorNotAvailable.Code, kerr.NotCoordinator.Code,
-		kerr.CoordinatorLoadInProgress.Code:
+		kerr.CoordinatorLoadInProgress.Code, kerr.NetworkException.Code:
 		return kerr.NotEnoughReplicas.Code
 	}
 	return code

@@ -16,6 +16,7 @@ func TestProduceTxnCode(t *testing.T) {
 		{kerr.CoordinatorNotAvailable.Code, kerr.NotEnoughReplicas.Code},
 		{kerr.NotCoordinator.Code, kerr.NotEnoughReplicas.Code},
 		{kerr.CoordinatorLoadInProgress.Code, kerr.NotEnoughReplicas.Code},
+		{kerr.NetworkException.Code, kerr.NotEnoughReplicas.Code},
 		{kerr.InvalidProducerIDMapping.Code, kerr.InvalidProducerIDMapping.Code},
 		{kerr.InvalidTxnState.Code, kerr.InvalidTxnState.Code},
 	}

@@ -323,7 +323,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.prod = newProduceQueue(a.cl)
+	a.prod = newProduceQueue(a.cl.Produce)
 	go a.prod.run()
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
 	runErr := a.loop(ctx)
@@ -388,18 +388,7 @@ func (a *App) loop(ctx context.Context) error {
 		}
 		now := time.Now()
 		if err == nil {
-			a.iq.Lock() // queries wait for this batch, and see the state between batches
-			err = a.processLocked(fetches)
-			for _, tk := range a.mu.tasks {
-				if err != nil {
-					break
-				}
-				if perr := tk.punctuate(WallClockTime, now.UnixMilli()); perr != nil {
-					err = a.handle(perr)
-				}
-			}
-			a.iq.Unlock()
-			a.prod.push() // this batch's writes go out without waiting for a full chunk
+			err = a.processBatchLocked(fetches, now)
 		}
 		if err == nil {
 			if now.Sub(lastCommit) >= a.cfg.CommitInterval {
@@ -429,6 +418,24 @@ func (a *App) handle(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrProcessing, err)
+}
+
+// processBatchLocked processes one poll's records, runs the wall-clock punctuations due at
+// now and hands the batch's writes to the producer.
+func (a *App) processBatchLocked(fetches kgo.Fetches, now time.Time) error {
+	a.iq.Lock() // queries wait for this batch, and see the state between batches
+	err := a.processLocked(fetches)
+	for _, tk := range a.mu.tasks {
+		if err != nil {
+			break
+		}
+		if perr := tk.punctuate(WallClockTime, now.UnixMilli()); perr != nil {
+			err = a.handle(perr)
+		}
+	}
+	a.iq.Unlock()
+	a.prod.push() // this batch's writes go out without waiting for a full chunk
+	return err
 }
 
 func (a *App) processLocked(fetches kgo.Fetches) error {

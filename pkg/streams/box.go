@@ -6,15 +6,21 @@ import "unsafe"
 // into an interface makes Go allocate a 24-byte slice header per record; for byte-slice
 // keys and values, which most topologies read and write, that was the largest cost of
 // pkg/streams per record. boxSlab hands out the headers from blocks instead: one allocation
-// per boxBlock boxes. A block slot is written once and never reused, so an interface made
-// from it is immutable like any other; a block lives as long as one of its boxes does.
+// per boxBlock boxes.
+//
+// A slot is handed out once per block, so an interface made from it is immutable like any
+// other, and a block lives as long as one of its boxes does; except after reset, which a
+// task calls between records only when none of its nodes can keep a box (see
+// node.transient): then the same few slots serve every record, with no allocation and no
+// garbage.
 
 const boxBlock = 256
 
 // boxSlab is one goroutine's supply of slice-header slots (a task's: only its goroutine
-// boxes through it).
+// boxes through it). Invariant: slots[:next] are handed out, slots[next:] are zero.
 type boxSlab struct {
-	slots [][]byte
+	slots [][]byte // the current block
+	next  int
 }
 
 // eface is the layout of an empty interface: its dynamic type, then a pointer to its value.
@@ -31,15 +37,23 @@ var bytesType = func() unsafe.Pointer {
 
 // box returns b in an interface, as any(b) would, without an allocation per call.
 func (s *boxSlab) box(b []byte) any {
-	if len(s.slots) == 0 {
-		s.slots = make([][]byte, boxBlock)
+	if s.next == len(s.slots) {
+		s.slots, s.next = make([][]byte, boxBlock), 0
 	}
-	p := &s.slots[0]
-	s.slots = s.slots[1:]
+	p := &s.slots[s.next]
+	s.next++
 	*p = b
 	var x any
 	*(*eface)(unsafe.Pointer(&x)) = eface{typ: bytesType, data: unsafe.Pointer(p)}
 	return x
+}
+
+// reset hands the current block's slots out again, and forgets the slices they held (so
+// that the slab keeps no record bytes alive). Only for a caller that knows no interface
+// boxed since the last reset is still referenced: reusing a slot changes such an interface.
+func (s *boxSlab) reset() {
+	clear(s.slots[:s.next])
+	s.next = 0
 }
 
 // boxer returns how to put a T into an interface: through the slab when T is []byte,

@@ -147,7 +147,8 @@ func AddSource[K, V any](t *Topology, name string, keys Serde[K], values Serde[V
 		t.fail("source %q: serdes and at least one topic are required", name)
 		return
 	}
-	t.addNode(&node{name: name, kind: kindSource, topics: topics, decode: decoder(keys, values, nil)})
+	t.addNode(&node{name: name, kind: kindSource, topics: topics, decode: decoder(keys, values, nil),
+		transient: concrete[K]() && concrete[V]()})
 }
 
 // decoder deserializes key and value; a nil byte slice stays nil (Kafka's null), and the
@@ -185,7 +186,8 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier f
 		return
 	}
 	t.addNode(&node{name: name, kind: kindProcessor, parents: parents,
-		newProc: func() procNode { return &userProc[KIn, VIn, KOut, VOut]{p: supplier()} }})
+		newProc:   func() procNode { return &userProc[KIn, VIn, KOut, VOut]{p: supplier()} },
+		transient: concrete[KIn]() && concrete[VIn]() && concrete[KOut]() && concrete[VOut]()})
 }
 
 // AddSink adds a sink node writing its parents' records to topic with the given serdes and
@@ -195,7 +197,8 @@ func AddSink[K, V any](t *Topology, name, topic string, keys Serde[K], values Se
 		t.fail("sink %q: serdes and at least one parent are required", name)
 		return
 	}
-	t.addNode(&node{name: name, kind: kindSink, topic: topic, parents: parents, encode: encoder(keys, values)})
+	t.addNode(&node{name: name, kind: kindSink, topic: topic, parents: parents, encode: encoder(keys, values),
+		transient: concrete[K]() && concrete[V]()})
 }
 
 // encoder serializes key and value; nil (Kafka's null) stays nil.

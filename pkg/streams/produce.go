@@ -28,14 +28,14 @@ type queued struct {
 // once drain returns, every record added before it was passed to Produce. Nothing is added,
 // pushed or drained after close (Run closes it once its tasks are closed).
 type produceQueue struct {
-	cl  *kgo.Client
-	cur []queued
-	ch  chan []queued // nil chunk with a non-nil ack: a drain marker
-	ack chan struct{}
+	produce func(context.Context, *kgo.Record, func(*kgo.Record, error)) // the client's Produce
+	cur     []queued
+	ch      chan []queued // nil chunk with a non-nil ack: a drain marker
+	ack     chan struct{}
 }
 
-func newProduceQueue(cl *kgo.Client) *produceQueue {
-	return &produceQueue{cl: cl, ch: make(chan []queued, 8), ack: make(chan struct{})}
+func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error))) *produceQueue {
+	return &produceQueue{produce: produce, ch: make(chan []queued, 8), ack: make(chan struct{})}
 }
 
 // run hands chunks to the client until the queue is closed.
@@ -46,7 +46,7 @@ func (q *produceQueue) run() {
 			continue
 		}
 		for i := range chunk {
-			q.cl.Produce(context.Background(), chunk[i].r, chunk[i].promise)
+			q.produce(context.Background(), chunk[i].r, chunk[i].promise)
 			chunk[i] = queued{}
 		}
 	}

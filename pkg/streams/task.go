@@ -51,6 +51,9 @@ type task struct {
 	state      *stateDir        // nil: every store in memory
 	saved      map[string]int64 // offsets in the checkpoint file written last
 	slab       boxSlab          // boxes the byte slices its records carry between nodes
+	// recycle: every node is transient and there is no store, so no box outlives the record
+	// it was made for, and the slab is reset after each record.
+	recycle bool
 }
 
 // recordDropped counts one record dropped for arriving after its windows closed.
@@ -119,7 +122,9 @@ func newTask(topo *Topology, sub *subtopology, app string, partition int32, out 
 		si.kv = kv
 		t.stores[name] = si
 	}
+	t.recycle = len(sub.stores) == 0
 	for _, n := range sub.nodes {
+		t.recycle = t.recycle && n.transient && len(n.globals) == 0
 		in := &nodeInst{n: n}
 		in.ctx = &nodeCtx{t: t, inst: in}
 		switch n.kind {
@@ -225,6 +230,9 @@ func (t *task) processFrom(src *nodeInst, topic string, partition int32, offset 
 	err = t.run(src)
 	t.inRec = false
 	t.cur = rec{} // drop the references
+	if t.recycle {
+		t.slab.reset()
+	}
 	if err != nil {
 		return fmt.Errorf("task %s: %s/%d@%d: %w", t.id, topic, partition, offset, err)
 	}

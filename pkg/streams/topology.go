@@ -75,6 +75,12 @@ type node struct {
 	// processor
 	newProc func() procNode
 
+	// transient: the node keeps no record, key or value past its process call, and hands keys
+	// and values to user code (functions, serdes, processors) only as concrete types, never
+	// as an interface that could be kept. A task made only of transient nodes, with no store,
+	// reuses its boxes (boxSlab) from one record to the next.
+	transient bool
+
 	// sink
 	topic     string
 	encode    func(topic string, k, v any) ([]byte, []byte, error)
