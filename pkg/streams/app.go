@@ -459,6 +459,7 @@ func (a *App) processLocked(fetches kgo.Fetches) error {
 			}
 			done = r
 		}
+		tk.endBatch()
 		if done == nil {
 			return
 		}

@@ -17,10 +17,12 @@ import "unsafe"
 const boxBlock = 256
 
 // boxSlab is one goroutine's supply of slice-header slots (a task's: only its goroutine
-// boxes through it). Invariant: slots[:next] are handed out, slots[next:] are zero.
+// boxes through it). Invariant: slots[:next] are handed out; slots[:max(next, dirty)] may
+// hold slices, the rest are zero.
 type boxSlab struct {
 	slots [][]byte // the current block
 	next  int
+	dirty int // slots written before the last reset and not cleared since
 }
 
 // eface is the layout of an empty interface: its dynamic type, then a pointer to its value.
@@ -38,7 +40,7 @@ var bytesType = func() unsafe.Pointer {
 // box returns b in an interface, as any(b) would, without an allocation per call.
 func (s *boxSlab) box(b []byte) any {
 	if s.next == len(s.slots) {
-		s.slots, s.next = make([][]byte, boxBlock), 0
+		s.slots, s.next, s.dirty = make([][]byte, boxBlock), 0, 0
 	}
 	p := &s.slots[s.next]
 	s.next++
@@ -48,12 +50,20 @@ func (s *boxSlab) box(b []byte) any {
 	return x
 }
 
-// reset hands the current block's slots out again, and forgets the slices they held (so
-// that the slab keeps no record bytes alive). Only for a caller that knows no interface
-// boxed since the last reset is still referenced: reusing a slot changes such an interface.
+// reset hands the current block's slots out again. Only for a caller that knows no
+// interface boxed since the last reset is still referenced: reusing a slot changes such an
+// interface. The slots keep their slices until overwritten or released.
 func (s *boxSlab) reset() {
-	clear(s.slots[:s.next])
+	s.dirty = max(s.dirty, s.next)
 	s.next = 0
+}
+
+// release is reset, and forgets the slices the slots held, so that the slab keeps no
+// record bytes alive (once per batch of records: clearing pointers costs write barriers).
+func (s *boxSlab) release() {
+	s.reset()
+	clear(s.slots[:min(s.dirty, len(s.slots))])
+	s.dirty = 0
 }
 
 // boxer returns how to put a T into an interface: through the slab when T is []byte,

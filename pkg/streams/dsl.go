@@ -96,7 +96,7 @@ func (s Stream[K, V]) with(node string) Stream[K, V] { s.node = node; return s }
 func (s Stream[K, V]) Filter(pred func(K, V) bool) Stream[K, V] {
 	return s.with(s.t.addStreamFn("KSTREAM-FILTER", []string{s.node}, concrete[K]() && concrete[V](), func(c *nodeCtx, r rec) error {
 		if pred(as[K](r.key), as[V](r.value)) {
-			return c.forward(r, "")
+			return c.forward(r)
 		}
 		return nil
 	}))
@@ -111,7 +111,7 @@ func (s Stream[K, V]) FilterNot(pred func(K, V) bool) Stream[K, V] {
 func (s Stream[K, V]) Peek(fn func(K, V)) Stream[K, V] {
 	return s.with(s.t.addStreamFn("KSTREAM-PEEK", []string{s.node}, concrete[K]() && concrete[V](), func(c *nodeCtx, r rec) error {
 		fn(as[K](r.key), as[V](r.value))
-		return c.forward(r, "")
+		return c.forward(r)
 	}))
 }
 
@@ -128,7 +128,7 @@ func (s Stream[K, V]) Merge(other Stream[K, V]) Stream[K, V] {
 	if other.t != s.t {
 		s.t.fail("merge: streams of different topologies")
 	}
-	out := s.with(s.t.addStreamFn("KSTREAM-MERGE", []string{s.node, other.node}, true, func(c *nodeCtx, r rec) error { return c.forward(r, "") }))
+	out := s.with(s.t.addStreamFn("KSTREAM-MERGE", []string{s.node, other.node}, true, func(c *nodeCtx, r rec) error { return c.forward(r) }))
 	out.keyChanged = s.keyChanged || other.keyChanged
 	return out
 }
@@ -141,14 +141,14 @@ func (s Stream[K, V]) Split(preds ...func(K, V) bool) []Stream[K, V] {
 		k, v := as[K](r.key), as[V](r.value)
 		for i, p := range preds {
 			if p(k, v) {
-				return c.forward(r, children[i])
+				return c.forwardTo(r, children[i])
 			}
 		}
 		return nil
 	})
 	out := make([]Stream[K, V], len(preds))
 	for i := range preds {
-		children = append(children, s.t.addStreamFn("KSTREAM-BRANCHCHILD", []string{name}, true, func(c *nodeCtx, r rec) error { return c.forward(r, "") }))
+		children = append(children, s.t.addStreamFn("KSTREAM-BRANCHCHILD", []string{name}, true, func(c *nodeCtx, r rec) error { return c.forward(r) }))
 		out[i] = s.with(children[i])
 	}
 	return out
@@ -220,7 +220,7 @@ func Map[K, V, KR, VR any](s Stream[K, V], fn func(K, V) (KR, VR)) Stream[KR, VR
 	name := s.t.addStreamFn("KSTREAM-MAP", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		k, v := fn(as[K](r.key), as[V](r.value))
 		r.key, r.value = boxK(&c.t.slab, k), boxV(&c.t.slab, v)
-		return c.forward(r, "")
+		return c.forward(r)
 	})
 	return Stream[KR, VR]{t: s.t, node: name, keys: serdeOf[KR](s.keys), values: serdeOf[VR](s.values), keyChanged: true}
 }
@@ -230,7 +230,7 @@ func MapValues[K, V, VR any](s Stream[K, V], fn func(K, V) VR) Stream[K, VR] {
 	box := boxer[VR]()
 	name := s.t.addStreamFn("KSTREAM-MAPVALUES", []string{s.node}, concrete[K]() && concrete[V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		r.value = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
-		return c.forward(r, "")
+		return c.forward(r)
 	})
 	return Stream[K, VR]{t: s.t, node: name, keys: s.keys, values: serdeOf[VR](s.values), keyChanged: s.keyChanged}
 }
@@ -241,7 +241,7 @@ func FlatMap[K, V, KR, VR any](s Stream[K, V], fn func(K, V) []KeyValue[KR, VR])
 	name := s.t.addStreamFn("KSTREAM-FLATMAP", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		for _, kv := range fn(as[K](r.key), as[V](r.value)) {
 			r.key, r.value = boxK(&c.t.slab, kv.Key), boxV(&c.t.slab, kv.Value)
-			if err := c.forward(r, ""); err != nil {
+			if err := c.forward(r); err != nil {
 				return err
 			}
 		}
@@ -256,7 +256,7 @@ func FlatMapValues[K, V, VR any](s Stream[K, V], fn func(K, V) []VR) Stream[K, V
 	name := s.t.addStreamFn("KSTREAM-FLATMAPVALUES", []string{s.node}, concrete[K]() && concrete[V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		for _, v := range fn(as[K](r.key), as[V](r.value)) {
 			r.value = box(&c.t.slab, v)
-			if err := c.forward(r, ""); err != nil {
+			if err := c.forward(r); err != nil {
 				return err
 			}
 		}
@@ -270,7 +270,7 @@ func SelectKey[K, V, KR any](s Stream[K, V], fn func(K, V) KR) Stream[KR, V] {
 	box := boxer[KR]()
 	name := s.t.addStreamFn("KSTREAM-KEY-SELECT", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR](), func(c *nodeCtx, r rec) error {
 		r.key = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
-		return c.forward(r, "")
+		return c.forward(r)
 	})
 	return Stream[KR, V]{t: s.t, node: name, keys: serdeOf[KR](s.keys), values: s.values, keyChanged: true}
 }

@@ -107,7 +107,7 @@ func (p *lookupJoinProc[K, V, KT, VT, VR]) process(r rec) error {
 		return nil
 	}
 	r.value = p.joiner(k, v, row)
-	return p.ctx.forward(r, "")
+	return p.ctx.forward(r)
 }
 
 // JoinTables joins two tables on their key: the result holds a row where both have one.
@@ -154,7 +154,7 @@ func tableJoin[K, VA, VB, VR any](a Table[K, VA], b Table[K, VB], kind joinKind,
 // addFn2 adds a pass-through node with a given name (the merge point of two join sides).
 func (t *Topology) addFn2(name string, parents []string) {
 	t.addNode(&node{name: name, kind: kindProcessor, parents: parents,
-		newProc: func() procNode { return &fnProc{f: func(c *nodeCtx, r rec) error { return c.forward(r, "") }} }})
+		newProc: func() procNode { return &fnProc{f: func(c *nodeCtx, r rec) error { return c.forward(r) }} }})
 }
 
 // tableJoinProc recomputes a key's joined row when either side changes. Each side's table
@@ -214,14 +214,14 @@ func (p *tableJoinProc[K, VA, VB, VR]) process(r rec) error {
 			return err
 		}
 		r.value = nil
-		return p.ctx.forward(r, "")
+		return p.ctx.forward(r)
 	}
 	res := p.joiner(k, pa, pb)
 	if err := p.os.Put(k, res); err != nil {
 		return err
 	}
 	r.value = res
-	return p.ctx.forward(r, "")
+	return p.ctx.forward(r)
 }
 
 // JoinWindows bound a stream–stream join: a left record at t joins right records of the same
@@ -432,7 +432,7 @@ func (p *streamJoinProc[K, VA, VB, VR]) process(r rec) error {
 				vb := as[VB](r.value)
 				out.value = sh.joiner(k, &vo, &vb)
 			}
-			return p.ctx.forward(out, "")
+			return p.ctx.forward(out)
 		})
 		if err != nil {
 			return err
@@ -509,7 +509,7 @@ func (p *streamJoinProc[K, VA, VB, VR]) emitClosed(r rec, now int64) error {
 				}
 				emit.value = sh.joiner(k, nil, &v)
 			}
-			return p.ctx.forward(emit, "")
+			return p.ctx.forward(emit)
 		})
 		if err != nil {
 			return err

@@ -63,20 +63,16 @@ type ProcessorContext[KOut, VOut any] struct{ c *nodeCtx }
 
 // Forward sends r to every child node.
 func (c *ProcessorContext[KOut, VOut]) Forward(r Record[KOut, VOut]) error {
-	return c.c.forward(c.toRec(r), "")
+	return c.c.forward(c.toRec(r))
 }
 
 // ForwardTo sends r to the named child only.
 func (c *ProcessorContext[KOut, VOut]) ForwardTo(child string, r Record[KOut, VOut]) error {
-	return c.c.forward(c.toRec(r), child)
+	return c.c.forwardTo(c.toRec(r), child)
 }
 
 func (c *ProcessorContext[KOut, VOut]) toRec(r Record[KOut, VOut]) rec {
 	out := rec{key: r.Key, value: r.Value, headers: r.Headers}
-	if t := c.c.t; t.inRec {
-		cur := &t.cur
-		out.topic, out.partition, out.offset = cur.topic, cur.partition, cur.offset
-	}
 	if r.Timestamp.IsZero() {
 		out.ts = c.c.t.nowMs()
 	} else {
@@ -156,16 +152,26 @@ func AddSource[K, V any](t *Topology, name string, keys Serde[K], values Serde[V
 // task's slab.
 func decoder[K, V any](keys Serde[K], values Serde[V], ts func(K, V, time.Time) time.Time) func(*boxSlab, string, []byte, []byte, int64) (any, any, int64, error) {
 	boxK, boxV := boxer[K](), boxer[V]()
+	_, rawK := any(keys).(bytesSerde) // Bytes() returns its input: box it without the calls
+	_, rawV := any(values).(bytesSerde)
 	return func(slab *boxSlab, topic string, kb, vb []byte, recTs int64) (any, any, int64, error) {
 		var key, val any
-		if kb != nil {
+		switch {
+		case kb == nil:
+		case rawK:
+			key = slab.box(kb)
+		default:
 			k, err := keys.Deserialize(topic, kb)
 			if err != nil {
 				return nil, nil, 0, fmt.Errorf("key: %w", err)
 			}
 			key = boxK(slab, k)
 		}
-		if vb != nil {
+		switch {
+		case vb == nil:
+		case rawV:
+			val = slab.box(vb)
+		default:
 			v, err := values.Deserialize(topic, vb)
 			if err != nil {
 				return nil, nil, 0, fmt.Errorf("value: %w", err)
@@ -203,15 +209,25 @@ func AddSink[K, V any](t *Topology, name, topic string, keys Serde[K], values Se
 
 // encoder serializes key and value; nil (Kafka's null) stays nil.
 func encoder[K, V any](keys Serde[K], values Serde[V]) func(string, any, any) ([]byte, []byte, error) {
+	_, rawK := any(keys).(bytesSerde) // Bytes() returns its input: unbox it without the calls
+	_, rawV := any(values).(bytesSerde)
 	return func(topic string, k, v any) ([]byte, []byte, error) {
 		var kb, vb []byte
 		var err error
-		if k != nil {
+		switch {
+		case k == nil:
+		case rawK:
+			kb, _ = k.([]byte)
+		default:
 			if kb, err = keys.Serialize(topic, as[K](k)); err != nil {
 				return nil, nil, fmt.Errorf("key: %w", err)
 			}
 		}
-		if v != nil {
+		switch {
+		case v == nil:
+		case rawV:
+			vb, _ = v.([]byte)
+		default:
 			if vb, err = values.Serialize(topic, as[V](v)); err != nil {
 				return nil, nil, fmt.Errorf("value: %w", err)
 			}

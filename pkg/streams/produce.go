@@ -31,11 +31,14 @@ type produceQueue struct {
 	produce func(context.Context, *kgo.Record, func(*kgo.Record, error)) // the client's Produce
 	cur     []queued
 	ch      chan []queued // nil chunk with a non-nil ack: a drain marker
+	free    chan []queued // emptied chunks, back from run for reuse
 	ack     chan struct{}
 }
 
 func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error))) *produceQueue {
-	return &produceQueue{produce: produce, ch: make(chan []queued, 8), ack: make(chan struct{})}
+	const depth = 8
+	return &produceQueue{produce: produce, ch: make(chan []queued, depth), free: make(chan []queued, depth+2),
+		ack: make(chan struct{})}
 }
 
 // run hands chunks to the client until the queue is closed.
@@ -49,6 +52,10 @@ func (q *produceQueue) run() {
 			q.produce(context.Background(), chunk[i].r, chunk[i].promise)
 			chunk[i] = queued{}
 		}
+		select { // a chunk is 16 KiB of pointers: reuse it rather than make garbage
+		case q.free <- chunk[:0]:
+		default:
+		}
 	}
 	close(q.ack)
 }
@@ -56,7 +63,11 @@ func (q *produceQueue) run() {
 // add queues one record.
 func (q *produceQueue) add(r *kgo.Record, promise func(*kgo.Record, error)) {
 	if q.cur == nil {
-		q.cur = make([]queued, 0, produceChunk)
+		select {
+		case q.cur = <-q.free:
+		default:
+			q.cur = make([]queued, 0, produceChunk)
+		}
 	}
 	q.cur = append(q.cur, queued{r, promise})
 	if len(q.cur) == produceChunk {

@@ -135,7 +135,7 @@ func (p *sessionProc[K, V, A]) process(r rec) error {
 		}
 		gone := r
 		gone.key, gone.value = s.w, nil
-		if err := p.ctx.forward(gone, ""); err != nil {
+		if err := p.ctx.forward(gone); err != nil {
 			return err
 		}
 	}
@@ -144,7 +144,7 @@ func (p *sessionProc[K, V, A]) process(r rec) error {
 	}
 	out := r
 	out.key, out.value = merged, acc
-	if err := p.ctx.forward(out, ""); err != nil {
+	if err := p.ctx.forward(out); err != nil {
 		return err
 	}
 	if retention := p.gap + p.grace; p.exp.purgeDue(retention) {

@@ -105,7 +105,7 @@ func (p *slidingProc[K, V, A]) process(r rec) error {
 		out := r
 		out.key = Windowed[K]{Key: k, Start: time.UnixMilli(s), End: time.UnixMilli(end)}
 		out.value = agg
-		if err := p.ctx.forward(out, ""); err != nil {
+		if err := p.ctx.forward(out); err != nil {
 			return err
 		}
 	}

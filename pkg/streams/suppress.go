@@ -99,7 +99,7 @@ func (p *suppressProc[K, V]) process(r rec) error {
 		}
 		emit := r
 		emit.key, emit.value, emit.ts = key, val, int64(binary.BigEndian.Uint64(d.v))
-		if err := p.ctx.forward(emit, ""); err != nil {
+		if err := p.ctx.forward(emit); err != nil {
 			return err
 		}
 	}

@@ -56,7 +56,7 @@ func (tb Table[K, V]) Name() string { return tb.node }
 
 // ToStream turns the table's updates into a stream.
 func (tb Table[K, V]) ToStream() Stream[K, V] {
-	name := tb.t.addFn("KTABLE-TOSTREAM", []string{tb.node}, func(c *nodeCtx, r rec) error { return c.forward(r, "") })
+	name := tb.t.addFn("KTABLE-TOSTREAM", []string{tb.node}, func(c *nodeCtx, r rec) error { return c.forward(r) })
 	return Stream[K, V]{t: tb.t, node: name, keys: tb.keys, values: tb.values}
 }
 
@@ -67,7 +67,7 @@ func (tb Table[K, V]) Filter(pred func(K, V) bool) Table[K, V] {
 		if r.value != nil && !pred(as[K](r.key), as[V](r.value)) {
 			r.value = nil
 		}
-		return c.forward(r, "")
+		return c.forward(r)
 	})
 	return tb
 }
@@ -78,7 +78,7 @@ func TableMapValues[K, V, VR any](tb Table[K, V], fn func(K, V) VR, values Serde
 		if r.value != nil {
 			r.value = fn(as[K](r.key), as[V](r.value))
 		}
-		return c.forward(r, "")
+		return c.forward(r)
 	})
 	return Table[K, VR]{t: tb.t, node: name, store: tb.store, keys: tb.keys, values: values, windowed: tb.windowed, grace: tb.grace, storeNode: tb.storeNode}
 }
@@ -129,7 +129,7 @@ func (p *tableSourceProc[K, V]) process(r rec) error {
 	if err != nil || p.cached {
 		return err
 	}
-	return p.ctx.forward(r, "")
+	return p.ctx.forward(r)
 }
 
 func (p *tableSourceProc[K, V]) close() {}
@@ -149,7 +149,7 @@ func (g Grouped[K, V]) prepare(store string) (Stream[K, V], bool) {
 		if r.key == nil {
 			return nil
 		}
-		return c.forward(r, "")
+		return c.forward(r)
 	}))
 	return filtered.Repartition(store, g.keys, g.values), true
 }
@@ -240,7 +240,7 @@ func (p *aggProc[K, V, A]) process(r rec) error {
 		return err
 	}
 	r.value = next
-	return p.ctx.forward(r, "")
+	return p.ctx.forward(r)
 }
 
 func (p *aggProc[K, V, A]) close() {}

@@ -43,8 +43,8 @@ type task struct {
 	streamTime int64 // math.MinInt64 until the first record
 	wallNow    func() time.Time
 	puncts     []*Schedule
-	cur        rec  // record being processed, while inRec (kept by value: no allocation per record)
-	inRec      bool // false inside a punctuation
+	cur        recCtx // context of the record being processed, while inRec
+	inRec      bool   // false inside a punctuation
 	punctTime  int64
 	dropped    *atomic.Int64    // late records dropped by windowed operators; nil: not counted
 	globals    *globalStores    // the instance's global stores, shared with its other tasks; may be nil
@@ -54,6 +54,17 @@ type task struct {
 	// recycle: every node is transient and there is no store, so no box outlives the record
 	// it was made for, and the slab is reset after each record.
 	recycle bool
+}
+
+// recCtx is the context of the record a task is processing: its time, headers and where
+// it was read from (zero for a record flushed from a store's cache). Kept by value in the
+// task: no allocation per record.
+type recCtx struct {
+	ts        int64
+	headers   []kgo.RecordHeader
+	topic     string
+	partition int32
+	offset    int64
 }
 
 // recordDropped counts one record dropped for arriving after its windows closed.
@@ -170,7 +181,15 @@ func (t *task) init() error {
 	return nil
 }
 
+// endBatch ends a batch of records: a recycling slab lets go of the last records' bytes.
+func (t *task) endBatch() {
+	if t.recycle {
+		t.slab.release()
+	}
+}
+
 func (t *task) close() {
+	t.endBatch()
 	for _, n := range t.sub.nodes {
 		in := t.insts[n.name]
 		_ = guard(func() error { in.p.close(); return nil })
@@ -195,15 +214,16 @@ func guard(fn func() error) (err error) {
 	return fn()
 }
 
-// run hands the current record to a source node, turning a panic in user code into an error
-// (as guard, without a closure per record).
-func (t *task) run(src *nodeInst) (err error) {
+// run hands r to a source node, turning a panic in user code into an error (as guard,
+// without a closure per record). A function of the node only, so that r travels in
+// registers.
+func run(src *nodeInst, r rec) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: panic: %v\n%s", ErrProcessing, r, debug.Stack())
 		}
 	}()
-	return src.p.process(t.cur)
+	return src.ctx.forward(r) // a source hands records on unchanged (sourceProc.process)
 }
 
 // process runs one input record through the task. A record with a negative timestamp (after
@@ -225,11 +245,12 @@ func (t *task) processFrom(src *nodeInst, topic string, partition int32, offset 
 	if ets < 0 {
 		return nil
 	}
-	t.cur = rec{key: key, value: val, ts: ets, headers: headers, topic: topic, partition: partition, offset: offset}
+	cur := &t.cur // field by field: a struct copy here stalls on the stores just made
+	cur.ts, cur.headers, cur.topic, cur.partition, cur.offset = ets, headers, topic, partition, offset
 	t.inRec = true
-	err = t.run(src)
+	err = run(src, rec{key: key, value: val, ts: ets, headers: headers})
 	t.inRec = false
-	t.cur = rec{} // drop the references
+	t.cur = recCtx{} // drop the references
 	if t.recycle {
 		t.slab.reset()
 	}
@@ -298,22 +319,27 @@ type nodeCtx struct {
 	inst *nodeInst
 }
 
-// forward passes r to every child, or only to the child named to.
-func (c *nodeCtx) forward(r rec, to string) error {
-	found := to == ""
+// forward passes r to every child.
+func (c *nodeCtx) forward(r rec) error {
 	for _, ch := range c.inst.children {
-		if to != "" && ch.n.name != to {
-			continue
-		}
-		found = true
 		if err := ch.p.process(r); err != nil {
 			return err
 		}
 	}
-	if !found {
-		return fmt.Errorf("%w: %s has no child %q", ErrTopology, c.inst.n.name, to)
-	}
 	return nil
+}
+
+// forwardTo passes r to the child named to only ("": to every child).
+func (c *nodeCtx) forwardTo(r rec, to string) error {
+	if to == "" {
+		return c.forward(r)
+	}
+	for _, ch := range c.inst.children {
+		if ch.n.name == to {
+			return ch.p.process(r)
+		}
+	}
+	return fmt.Errorf("%w: %s has no child %q", ErrTopology, c.inst.n.name, to)
 }
 
 func (c *nodeCtx) rawStore(name string) (*storeInst, error) {
@@ -353,7 +379,7 @@ type sourceProc struct{ ctx *nodeCtx }
 
 func (p *sourceProc) init(c *nodeCtx) error { p.ctx = c; return nil }
 func (p *sourceProc) close()                {}
-func (p *sourceProc) process(r rec) error   { return p.ctx.forward(r, "") }
+func (p *sourceProc) process(r rec) error   { return p.ctx.forward(r) }
 
 // sinkProc serializes and sends records to its topic.
 type sinkProc struct {
@@ -434,8 +460,8 @@ func (t *task) dropCaches() {
 // record context of the write that made the entry dirty.
 func (t *task) forwardFlushed(c *nodeCtx, r rec) error {
 	saved, savedIn := t.cur, t.inRec
-	t.cur, t.inRec = r, true
-	err := guard(func() error { return c.forward(r, "") })
+	t.cur, t.inRec = recCtx{ts: r.ts, headers: r.headers}, true
+	err := guard(func() error { return c.forward(r) })
 	t.cur, t.inRec = saved, savedIn
 	return err
 }

@@ -42,14 +42,12 @@ const (
 )
 
 // rec is a record as it flows between nodes: key and value already deserialized (nil is
-// Kafka's null), timestamp in milliseconds, and where it was read from.
+// Kafka's null), timestamp in milliseconds. Where the record being processed was read from
+// is the task's (recCtx), not each rec's: recs are copied at every node, so they stay small.
 type rec struct {
 	key, value any
 	ts         int64
 	headers    []kgo.RecordHeader
-	topic      string
-	partition  int32
-	offset     int64
 }
 
 // procNode is one node instance inside one task.

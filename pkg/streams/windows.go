@@ -252,7 +252,7 @@ func (p *windowAggProc[K, V, A]) process(r rec) error {
 		out := r
 		out.key = Windowed[K]{Key: k, Start: time.UnixMilli(start), End: time.UnixMilli(end)}
 		out.value = next
-		if err := p.ctx.forward(out, ""); err != nil {
+		if err := p.ctx.forward(out); err != nil {
 			return err
 		}
 	}
