@@ -65,6 +65,12 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		a.abortTxn(ctx)
 		return fmt.Errorf("streams: producing output: %w", perr)
 	}
+	if a.prod.takeAdded() == 0 && len(a.mu.offsets) == 0 {
+		// Nothing consumed or written since the last commit: as Kafka Streams, no commit.
+		// The open transaction stays open (the broker knows nothing of it yet), and an idle
+		// interval costs no EndTxn round trip.
+		return nil
+	}
 	committed, err := a.sess.End(ctx, kgo.TryCommit)
 	if err != nil {
 		return fmt.Errorf("streams: ending transaction: %w", err)
@@ -100,6 +106,7 @@ func (a *App) restartTxnLocked(ctx context.Context) error {
 		tk.dropCaches() // writes of the aborted transaction, never flushed
 	}
 	a.prod.drain()
+	a.prod.takeAdded()
 	if _, err := a.sess.End(ctx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("streams: aborting transaction: %w", err)
 	}

@@ -33,6 +33,7 @@ type produceQueue struct {
 	ch      chan []queued // nil chunk with a non-nil ack: a drain marker
 	free    chan []queued // emptied chunks, back from run for reuse
 	ack     chan struct{}
+	added   int // records added since the last takeAdded
 }
 
 func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error))) *produceQueue {
@@ -70,6 +71,7 @@ func (q *produceQueue) add(r *kgo.Record, promise func(*kgo.Record, error)) {
 		}
 	}
 	q.cur = append(q.cur, queued{r, promise})
+	q.added++
 	if len(q.cur) == produceChunk {
 		q.push()
 	}
@@ -81,6 +83,13 @@ func (q *produceQueue) push() {
 		q.ch <- q.cur
 		q.cur = nil
 	}
+}
+
+// takeAdded returns how many records were added since its last call.
+func (q *produceQueue) takeAdded() int {
+	n := q.added
+	q.added = 0
+	return n
 }
 
 // drain returns once every record queued so far was passed to Produce: before a flush,

@@ -467,3 +467,36 @@ func TestStreamsMetadataForKeyNamesTheOwner(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamsExactlyOnceCommitsAfterIdleIntervals: under exactly_once_v2 a commit interval in
+// which nothing was consumed or written ends no transaction (as in Kafka Streams, and without
+// the client's pause after an empty commit); the transaction left open carries the next
+// record's writes and offsets to a normal commit.
+func TestStreamsExactlyOnceCommitsAfterIdleIntervals(t *testing.T) {
+	addr, cl := iqBroker(t, 1)
+	tp := streams.NewTopology()
+	streams.From(tp, iqClicksTopic, streams.String(), streams.String()).GroupByKey().Count("counts")
+	cfg := streams.Config{ApplicationID: "idle", Brokers: []string{addr}, StateDir: t.TempDir(),
+		ProcessingGuarantee: streams.ExactlyOnceV2, CommitInterval: 20 * time.Millisecond}
+	a := iqStart(t, tp, cfg)
+	defer a.stop()
+	adm := kadm.NewClient(cl)
+	committed := func(want int64) func() error {
+		return func() error {
+			offs, err := adm.FetchOffsets(context.Background(), "idle")
+			if err != nil {
+				return err
+			}
+			if o, ok := offs.Lookup(iqClicksTopic, 0); !ok || o.At != want {
+				return fmt.Errorf("committed %+v, want %d", o, want)
+			}
+			return nil
+		}
+	}
+	for round := 1; round <= 3; round++ {
+		time.Sleep(10 * cfg.CommitInterval) // idle intervals
+		iqClick(t, cl, "u", iqBase)
+		iqAwaitCounts(t, a.app, map[string]int64{"u": int64(round)})
+		iqEventually(t, "the record's commit", committed(int64(round)))
+	}
+}
