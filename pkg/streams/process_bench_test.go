@@ -123,7 +123,7 @@ func BenchmarkAppMapValues(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a.prod = newProduceQueue(ackAll)
+	a.prod = newProduceQueue(ackAll, a.produced)
 	go a.prod.run()
 	defer a.prod.close()
 	const parts, perPoll = 8, 10000

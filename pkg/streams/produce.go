@@ -10,7 +10,8 @@ import (
 // hand-off may wake the producing goroutine: fewer, larger chunks cost fewer wake-ups).
 const produceChunk = 1024
 
-// queued is one record waiting to be given to the producer, with its promise.
+// queued is one record waiting to be given to the producer, with its promise (nil: the
+// queue's default).
 type queued struct {
 	r       *kgo.Record
 	promise func(*kgo.Record, error)
@@ -29,6 +30,7 @@ type queued struct {
 // pushed or drained after close (Run closes it once its tasks are closed).
 type produceQueue struct {
 	produce func(context.Context, *kgo.Record, func(*kgo.Record, error)) // the client's Produce
+	def     func(*kgo.Record, error)                                     // the promise of records added without one
 	cur     []queued
 	ch      chan []queued // nil chunk with a non-nil ack: a drain marker
 	free    chan []queued // emptied chunks, back from run for reuse
@@ -36,9 +38,9 @@ type produceQueue struct {
 	added   int // records added since the last takeAdded
 }
 
-func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error))) *produceQueue {
+func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error)), def func(*kgo.Record, error)) *produceQueue {
 	const depth = 8
-	return &produceQueue{produce: produce, ch: make(chan []queued, depth), free: make(chan []queued, depth+2),
+	return &produceQueue{produce: produce, def: def, ch: make(chan []queued, depth), free: make(chan []queued, depth+2),
 		ack: make(chan struct{})}
 }
 
@@ -50,10 +52,14 @@ func (q *produceQueue) run() {
 			continue
 		}
 		for i := range chunk {
-			q.produce(context.Background(), chunk[i].r, chunk[i].promise)
-			chunk[i] = queued{}
+			promise := chunk[i].promise
+			if promise == nil {
+				promise = q.def
+			}
+			q.produce(context.Background(), chunk[i].r, promise)
 		}
-		select { // a chunk is 16 KiB of pointers: reuse it rather than make garbage
+		clear(chunk) // at once: cheaper than a pair of pointer writes per record
+		select {     // a chunk is 16 KiB of pointers: reuse it rather than make garbage
 		case q.free <- chunk[:0]:
 		default:
 		}
@@ -61,7 +67,7 @@ func (q *produceQueue) run() {
 	close(q.ack)
 }
 
-// add queues one record.
+// add queues one record; a nil promise stands for the queue's default.
 func (q *produceQueue) add(r *kgo.Record, promise func(*kgo.Record, error)) {
 	if q.cur == nil {
 		select {

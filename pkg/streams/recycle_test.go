@@ -186,26 +186,31 @@ func TestRecycledBoxesNeverChangeWhatWasKept(t *testing.T) {
 
 // TestProduceQueueKeepsOrderAcrossReusedChunks hands over several chunks' worth of records,
 // in pushes of varied sizes: the client must get every record once, in order, and chunks
-// must come back for reuse.
+// must come back for reuse; a record added without a promise gets the queue's default.
 func TestProduceQueueKeepsOrderAcrossReusedChunks(t *testing.T) {
 	var got []int64
-	acked := 0
+	acked, defaulted := 0, 0
 	q := newProduceQueue(func(_ context.Context, r *kgo.Record, promise func(*kgo.Record, error)) {
 		got = append(got, r.Offset) // only the queue's goroutine calls this
 		promise(r, nil)
-	})
+	}, func(*kgo.Record, error) { defaulted++ })
 	go q.run()
 	promise := func(*kgo.Record, error) { acked++ }
 	const total = 5*produceChunk + 7
 	for i := range int64(total) {
-		q.add(&kgo.Record{Offset: i}, promise)
+		if i%3 == 0 {
+			q.add(&kgo.Record{Offset: i}, nil)
+		} else {
+			q.add(&kgo.Record{Offset: i}, promise)
+		}
 		if i%1500 == 0 {
 			q.push()
 		}
 	}
 	q.drain() // got and acked are read after the queue's goroutine handed everything over
-	if len(got) != total || acked != total {
-		t.Fatalf("produced %d, acknowledged %d, want %d", len(got), acked, total)
+	if want := (total + 2) / 3; len(got) != total || defaulted != want || acked != total-want {
+		t.Fatalf("produced %d, acknowledged %d by their own promise and %d by the default, want %d, %d and %d",
+			len(got), acked, defaulted, total, total-want, want)
 	}
 	for i, off := range got {
 		if off != int64(i) {
