@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -258,12 +259,20 @@ func New(t *Topology, cfg Config) (*App, error) {
 func (a *App) DroppedRecords() int64 { return a.dropped.Load() }
 
 func (a *App) opts(extra ...kgo.Opt) []kgo.Opt {
-	o := []kgo.Opt{}
+	o := producerDefaults()
 	if len(a.cfg.Brokers) > 0 {
 		o = append(o, kgo.SeedBrokers(a.cfg.Brokers...))
 	}
 	o = append(o, a.cfg.ClientOpts...)
 	return append(o, extra...)
+}
+
+// producerDefaults are the client options an application starts from (Config.ClientOpts
+// come after them): the producer's buffer is bounded by bytes, 32 MiB as Kafka's
+// buffer.memory, rather than by the client's default record count, which small records reach
+// long before a commit interval's worth of output is in flight.
+func producerDefaults() []kgo.Opt {
+	return []kgo.Opt{kgo.MaxBufferedBytes(32 << 20), kgo.MaxBufferedRecords(math.MaxInt32)}
 }
 
 // Run creates missing internal topics, joins the group and processes until ctx is done,

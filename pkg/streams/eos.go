@@ -29,7 +29,7 @@ func (a *App) startSession(groupOpts []kgo.Opt) error {
 	if _, err := rand.Read(suffix[:]); err != nil {
 		return err
 	}
-	o := []kgo.Opt{kgo.TransactionTimeout(10 * time.Second)}
+	o := append(producerDefaults(), kgo.TransactionTimeout(10*time.Second))
 	if len(a.cfg.Brokers) > 0 {
 		o = append(o, kgo.SeedBrokers(a.cfg.Brokers...))
 	}
