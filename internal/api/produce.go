@@ -30,8 +30,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/partition"
-	"github.com/poste-io/poste/internal/record"
-	"github.com/poste-io/poste/internal/txn"
 )
 
 func init() {
@@ -136,36 +134,4 @@ func handleProduce(ctx context.Context, h *Handlers, req *Request) (Response, er
 		}
 		return resp
 	}), nil
-}
-
-// verifyTxnProduce checks a transactional batch against its coordinator; 0 means append it.
-// Its answers map to produce errors as produceTxnCode's; a partition the coordinator does not
-// know in the transaction (or a producer id it does not map) is INVALID_TXN_STATE.
-func (h *Handlers) verifyTxnProduce(id, topic string, partition int32, records []byte) int16 {
-	hd, err := record.ParseHeader(records)
-	if err != nil {
-		return kerr.CorruptMessage.Code
-	}
-	if !hd.IsTransactional() {
-		return kerr.InvalidTxnState.Code
-	}
-	if h.Txns == nil {
-		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
-	}
-	node, addr, local, ok := h.txnCoordinator(id)
-	if !ok {
-		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
-	}
-	var code int16
-	if local {
-		code = errCode(awaitResult(func(cb func(error)) {
-			h.Txns.Verify(id, hd.ProducerID, hd.ProducerEpoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
-		})())
-	} else {
-		code = h.txnPartitionRemote(node, addr, id, hd.ProducerID, hd.ProducerEpoch, topic, partition, true)
-	}
-	if code == kerr.InvalidProducerIDMapping.Code {
-		return kerr.InvalidTxnState.Code
-	}
-	return produceTxnCode(code)
 }

@@ -36,9 +36,6 @@ const (
 // version may be appended: 0, or the partition's error code. From v12 the partition joins
 // the producer's transaction; before, it must already be in it.
 func (h *Handlers) checkTxnProduce(version int16, id, topic string, partition int32, records []byte) int16 {
-	if version < produceTxnV2Version {
-		return h.verifyTxnProduce(id, topic, partition, records)
-	}
 	hd, err := record.ParseHeader(records)
 	if err != nil {
 		return kerr.CorruptMessage.Code
@@ -49,6 +46,9 @@ func (h *Handlers) checkTxnProduce(version int16, id, topic string, partition in
 	if h.Txns == nil {
 		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
 	}
+	if version < produceTxnV2Version {
+		return h.verifyTxnProduce(id, hd.ProducerID, hd.ProducerEpoch, topic, partition)
+	}
 	deadline := time.Now().Add(txnAddRetryMax)
 	for {
 		code := h.addTxnPartition(id, hd.ProducerID, hd.ProducerEpoch, topic, partition)
@@ -57,6 +57,28 @@ func (h *Handlers) checkTxnProduce(version int16, id, topic string, partition in
 		}
 		time.Sleep(txnAddRetryBackoff)
 	}
+}
+
+// verifyTxnProduce asks the coordinator of id whether the partition is in the producer's
+// transaction (transaction version 1); its answer maps to the produce error code as
+// produceTxnCode's, and a partition or producer id it does not know is INVALID_TXN_STATE.
+func (h *Handlers) verifyTxnProduce(id string, pid int64, epoch int16, topic string, partition int32) int16 {
+	node, addr, local, ok := h.txnCoordinator(id)
+	if !ok {
+		return produceTxnCode(kerr.CoordinatorNotAvailable.Code)
+	}
+	var code int16
+	if local {
+		code = errCode(awaitResult(func(cb func(error)) {
+			h.Txns.Verify(id, pid, epoch, txn.TopicPartition{Topic: topic, Partition: partition}, cb)
+		})())
+	} else {
+		code = h.txnPartitionRemote(node, addr, id, pid, epoch, topic, partition, true)
+	}
+	if code == kerr.InvalidProducerIDMapping.Code {
+		return kerr.InvalidTxnState.Code
+	}
+	return produceTxnCode(code)
 }
 
 // addTxnPartition asks the coordinator of id to add a partition to the producer's
