@@ -47,10 +47,10 @@ func StartCluster(t testing.TB, n int, extra map[string]string) *Cluster {
 }
 
 // StartClusterRoles starts one node per entry of roles (process.roles of node i+1); the
-// nodes with the controller role are the voters. with extra config overrides for all of them ("{id}"
-// in a value becomes the node's id) and waits until every one is serving and every node with
-// the broker role sees all of them registered and unfenced, so that a test's first Metadata
-// request lists the whole cluster.
+// nodes with the controller role are the voters. extra holds config overrides for all of
+// them ("{id}" in a value becomes the node's id). It returns once every node is serving and
+// every node with the broker role sees all of them registered and unfenced, so that a
+// test's first Metadata request lists the whole cluster.
 func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
@@ -92,7 +92,7 @@ func (c *Cluster) waitUnfenced() {
 	c.t.Helper()
 	var want []int32
 	for _, nd := range c.Nodes {
-		if nd.roles != "controller" {
+		if nd.isBroker() {
 			want = append(want, nd.ID)
 		}
 	}
@@ -100,7 +100,7 @@ func (c *Cluster) waitUnfenced() {
 	for {
 		ok := true
 		for _, nd := range c.Nodes {
-			if nd.roles != "controller" && !slices.Equal(nd.B.Metadata().Image().UnfencedBrokers(), want) {
+			if nd.isBroker() && !slices.Equal(nd.B.Metadata().Image().UnfencedBrokers(), want) {
 				ok = false
 			}
 		}
@@ -158,12 +158,15 @@ func (nd *Node) start() error {
 func (c *Cluster) Addrs() []string {
 	var out []string
 	for _, nd := range c.Nodes {
-		if nd.roles != "controller" {
+		if nd.isBroker() {
 			out = append(out, nd.Addr)
 		}
 	}
 	return out
 }
+
+// isBroker reports whether the node has the broker role (clients may connect to it).
+func (nd *Node) isBroker() bool { return nd.roles != "controller" }
 
 // Node returns the node with the given id.
 func (c *Cluster) Node(id int32) *Node { return c.Nodes[id-1] }
