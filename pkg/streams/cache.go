@@ -175,14 +175,15 @@ func (c *storeCache) flush() error {
 				live = append(live, e)
 			}
 		}
-		if err := c.si.writeEntries(live); err != nil {
+		keys, err := c.si.writeEntries(live)
+		if err != nil {
 			return err
 		}
 		if c.onFlush == nil {
 			continue
 		}
-		for _, e := range live {
-			if err := c.onFlush([]byte(e.key), e.value, e.ts, e.headers); err != nil && first == nil {
+		for i, e := range live {
+			if err := c.onFlush(keys[i], e.value, e.ts, e.headers); err != nil && first == nil {
 				first = err
 			}
 		}
@@ -201,13 +202,14 @@ func (c *storeCache) expireAll(keys [][]byte, ts int64) error {
 			pending = append(pending, e)
 		}
 	}
-	if err := c.si.writeEntries(pending); err != nil {
+	pkeys, err := c.si.writeEntries(pending)
+	if err != nil {
 		return err
 	}
 	var first error
 	if c.onFlush != nil {
-		for _, e := range pending {
-			if err := c.onFlush([]byte(e.key), e.value, e.ts, e.headers); err != nil && first == nil {
+		for i, e := range pending {
+			if err := c.onFlush(pkeys[i], e.value, e.ts, e.headers); err != nil && first == nil {
 				first = err
 			}
 		}
@@ -217,7 +219,7 @@ func (c *storeCache) expireAll(keys [][]byte, ts int64) error {
 		c.drop(k)
 		tombs = append(tombs, &cacheEntry{key: string(k), ts: ts})
 	}
-	if err := c.si.writeEntries(tombs); err != nil {
+	if _, err := c.si.writeEntries(tombs); err != nil {
 		return err
 	}
 	return first

@@ -278,13 +278,17 @@ func TestFlushedEntriesReachEveryStore(t *testing.T) {
 				}
 				si := &storeInst{spec: &storeSpec{name: "s"}, kv: kv}
 				key := func(s string) string { return s + strings.Repeat("\x00", suffix) }
-				if err := si.writeEntries([]*cacheEntry{
+				if _, err := si.writeEntries([]*cacheEntry{
 					{key: key("a"), value: []byte("1")}, {key: key("b"), value: []byte("2")}, {key: key("c"), value: []byte{}},
 				}); err != nil {
 					t.Fatal(err)
 				}
-				if err := si.writeEntries([]*cacheEntry{{key: key("a"), value: nil}, {key: key("b"), value: []byte("9")}}); err != nil {
+				keys, err := si.writeEntries([]*cacheEntry{{key: key("a"), value: nil}, {key: key("b"), value: []byte("9")}})
+				if err != nil {
 					t.Fatal(err)
+				}
+				if len(keys) != 2 || string(keys[0]) != key("a") || string(keys[1]) != key("b") {
+					t.Fatalf("written keys %q, want the entries' keys in order", keys)
 				}
 				var got []string
 				si.kv.scan(nil, nil, func(k, v []byte) bool {

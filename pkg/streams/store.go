@@ -180,37 +180,41 @@ func (s *storeInst) write(k, v []byte, ts int64) error {
 }
 
 // writeEntries writes flushed cache entries (nil value: a deletion) to the store — as one
-// batch when it is on Pebble — and then to the changelog, in order.
-func (s *storeInst) writeEntries(es []*cacheEntry) error {
+// batch when it is on Pebble — and then to the changelog, in order. It returns the entries'
+// keys as bytes, made once and shared by the store, the changelog and the caller's
+// listener: nothing writes to them.
+func (s *storeInst) writeEntries(es []*cacheEntry) ([][]byte, error) {
 	if len(es) == 0 {
-		return nil
+		return nil, nil
+	}
+	keys := make([][]byte, len(es))
+	size := 0
+	for i, e := range es {
+		keys[i] = []byte(e.key)
+		size += batchEntrySize(len(e.key), len(e.value))
 	}
 	if db, in := onPebble(s.kv); db != nil {
-		size := 0
-		for _, e := range es {
-			size += batchEntrySize(len(e.key), len(e.value))
-		}
 		db.applyBatch(len(es), size, in, func(i int) ([]byte, []byte, bool) {
-			return []byte(es[i].key), es[i].value, false
+			return keys[i], es[i].value, false
 		})
 	} else {
-		for _, e := range es {
-			restoreOne(s.kv, []byte(e.key), e.value)
+		for i, e := range es {
+			restoreOne(s.kv, keys[i], e.value)
 		}
 	}
 	if err := s.kv.err(); err != nil {
-		return fmt.Errorf("store %q: %w", s.spec.name, err)
+		return nil, fmt.Errorf("store %q: %w", s.spec.name, err)
 	}
 	s.dirty = true
 	if s.changelog == "" {
-		return nil
+		return keys, nil
 	}
-	for _, e := range es {
-		if err := s.task.out.send(s.changelog, s.task.id.Partition, []byte(e.key), e.value, e.ts, nil, &s.pos); err != nil {
-			return err
+	for i, e := range es {
+		if err := s.task.out.send(s.changelog, s.task.id.Partition, keys[i], e.value, e.ts, nil, &s.pos); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return keys, nil
 }
 
 // get reads k through the cache. touch: the read is the task's own (it refreshes the entry

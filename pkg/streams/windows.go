@@ -170,10 +170,12 @@ func purgeBefore(si *storeInst, limit int64) error { return purgeTimeBefore(si, 
 func purgeTimeBefore(si *storeInst, back int, limit int64) error {
 	expired := func(k []byte) bool { return len(k) >= back && timeAt(k[len(k)-back:]) < limit }
 	var dead [][]byte
-	seen := map[string]bool{}
+	var seen map[string]bool
 	if si.cache != nil { // the cache's keys, unordered: no merged scan needed
+		seen = map[string]bool{}
 		for k := range si.cache.m {
-			if expired([]byte(k)) {
+			// Only the time's bytes are converted to check a key; an expired one is copied.
+			if len(k) >= back && expired([]byte(k[len(k)-back:])) {
 				seen[k] = true
 				dead = append(dead, []byte(k))
 			}
