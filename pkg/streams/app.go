@@ -149,10 +149,6 @@ type App struct {
 	// cache). Used by the processing goroutine only, under mu.
 	cache *cacheBudget
 
-	// produced is the promise of writes nobody waits for one by one (sink records): made
-	// once, so that a send allocates no closure.
-	produced func(*kgo.Record, error)
-
 	prodMu  sync.Mutex
 	prodErr error // first failed produce; fatal
 
@@ -250,7 +246,6 @@ func New(t *Topology, cfg Config) (*App, error) {
 	if cfg.CacheMaxBytes > 0 {
 		a.cache = &cacheBudget{max: cfg.CacheMaxBytes}
 	}
-	a.produced = a.producedErr
 	return a, nil
 }
 
@@ -332,7 +327,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	a.prod = newProduceQueue(a.cl.Produce, a.produced)
+	a.prod = newProduceQueue(a.cl.Produce, a.producedErr)
 	go a.prod.run()
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
 	runErr := a.loop(ctx)
@@ -747,7 +742,7 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 		r.Context = manualCtx
 	}
 	if acked == nil {
-		a.prod.add(r, nil) // the queue's default promise, a.produced: one pointer less per record
+		a.prod.add(r, nil) // the queue's default promise, producedErr: one pointer less per record
 		return nil
 	}
 	a.prod.add(r, func(r *kgo.Record, err error) {

@@ -51,7 +51,7 @@ func FromTopics[K, V any](t *Topology, c Consumed[K, V], topics ...string) Strea
 	}
 	name := t.nextName("KSTREAM-SOURCE")
 	t.addNode(&node{name: name, kind: kindSource, topics: topics, decode: decoder(c.Keys, c.Values, c.Timestamp),
-		transient: concrete[K]() && concrete[V]()})
+		transient: concreteKV[K, V]()})
 	return Stream[K, V]{t: t, node: name, keys: c.Keys, values: c.Values}
 }
 
@@ -76,12 +76,12 @@ func (t *Topology) addFn(prefix string, parents []string, f func(c *nodeCtx, r r
 	return name
 }
 
-// addStreamFn adds a node as addFn does, transient if concrete (its user code sees only
-// concrete types): stream operators keep no record.
-func (t *Topology) addStreamFn(prefix string, parents []string, concrete bool, f func(c *nodeCtx, r rec) error) string {
+// addStreamFn adds a node as addFn does, marked transient when its user code sees only
+// concrete types (the caller says so): stream operators keep no record.
+func (t *Topology) addStreamFn(prefix string, parents []string, transient bool, f func(c *nodeCtx, r rec) error) string {
 	name := t.addFn(prefix, parents, f)
 	if n := t.byName[name]; n != nil {
-		n.transient = concrete
+		n.transient = transient
 	}
 	return name
 }
@@ -90,11 +90,14 @@ func (t *Topology) addStreamFn(prefix string, parents []string, concrete bool, f
 // a copy, never the box itself.
 func concrete[T any]() bool { return reflect.TypeFor[T]().Kind() != reflect.Interface }
 
+// concreteKV is concrete for a key and a value type.
+func concreteKV[K, V any]() bool { return concrete[K]() && concrete[V]() }
+
 func (s Stream[K, V]) with(node string) Stream[K, V] { s.node = node; return s }
 
 // Filter keeps the records for which pred is true.
 func (s Stream[K, V]) Filter(pred func(K, V) bool) Stream[K, V] {
-	return s.with(s.t.addStreamFn("KSTREAM-FILTER", []string{s.node}, concrete[K]() && concrete[V](), func(c *nodeCtx, r rec) error {
+	return s.with(s.t.addStreamFn("KSTREAM-FILTER", []string{s.node}, concreteKV[K, V](), func(c *nodeCtx, r rec) error {
 		if pred(as[K](r.key), as[V](r.value)) {
 			return c.forward(r)
 		}
@@ -109,7 +112,7 @@ func (s Stream[K, V]) FilterNot(pred func(K, V) bool) Stream[K, V] {
 
 // Peek calls fn for each record and passes it on unchanged.
 func (s Stream[K, V]) Peek(fn func(K, V)) Stream[K, V] {
-	return s.with(s.t.addStreamFn("KSTREAM-PEEK", []string{s.node}, concrete[K]() && concrete[V](), func(c *nodeCtx, r rec) error {
+	return s.with(s.t.addStreamFn("KSTREAM-PEEK", []string{s.node}, concreteKV[K, V](), func(c *nodeCtx, r rec) error {
 		fn(as[K](r.key), as[V](r.value))
 		return c.forward(r)
 	}))
@@ -117,7 +120,7 @@ func (s Stream[K, V]) Peek(fn func(K, V)) Stream[K, V] {
 
 // Foreach calls fn for each record; it ends the stream.
 func (s Stream[K, V]) Foreach(fn func(K, V)) {
-	s.t.addStreamFn("KSTREAM-FOREACH", []string{s.node}, concrete[K]() && concrete[V](), func(_ *nodeCtx, r rec) error {
+	s.t.addStreamFn("KSTREAM-FOREACH", []string{s.node}, concreteKV[K, V](), func(_ *nodeCtx, r rec) error {
 		fn(as[K](r.key), as[V](r.value))
 		return nil
 	})
@@ -137,7 +140,7 @@ func (s Stream[K, V]) Merge(other Stream[K, V]) Stream[K, V] {
 // none are dropped) and returns one stream per predicate, as Kafka's split().branch().
 func (s Stream[K, V]) Split(preds ...func(K, V) bool) []Stream[K, V] {
 	var children []string
-	name := s.t.addStreamFn("KSTREAM-BRANCH", []string{s.node}, concrete[K]() && concrete[V](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-BRANCH", []string{s.node}, concreteKV[K, V](), func(c *nodeCtx, r rec) error {
 		k, v := as[K](r.key), as[V](r.value)
 		for i, p := range preds {
 			if p(k, v) {
@@ -182,7 +185,7 @@ func (s Stream[K, V]) sink(topic string, internal bool, p Produced[K, V]) {
 		return
 	}
 	n := &node{name: s.t.nextName("KSTREAM-SINK"), kind: kindSink, topic: topic, internal: internal,
-		parents: []string{s.node}, encode: encoder(p.Keys, p.Values), transient: concrete[K]() && concrete[V]()}
+		parents: []string{s.node}, encode: encoder(p.Keys, p.Values), transient: concreteKV[K, V]()}
 	if p.Partitioner != nil {
 		n.partition = func(topic string, k, v any, np int32) int32 { return p.Partitioner(topic, as[K](k), as[V](v), np) }
 	}
@@ -209,7 +212,7 @@ func (s Stream[K, V]) Repartition(name string, keys Serde[K], values Serde[V]) S
 	s.sink(topic, true, Produced[K, V]{Keys: keys, Values: values})
 	src := s.t.nextName("KSTREAM-SOURCE")
 	s.t.addNode(&node{name: src, kind: kindSource, topics: []string{topic}, internal: true, decode: decoder(keys, values, nil),
-		transient: concrete[K]() && concrete[V]()})
+		transient: concreteKV[K, V]()})
 	return Stream[K, V]{t: s.t, node: src, keys: keys, values: values}
 }
 
@@ -217,7 +220,7 @@ func (s Stream[K, V]) Repartition(name string, keys Serde[K], values Serde[V]) S
 // later grouping.
 func Map[K, V, KR, VR any](s Stream[K, V], fn func(K, V) (KR, VR)) Stream[KR, VR] {
 	boxK, boxV := boxer[KR](), boxer[VR]()
-	name := s.t.addStreamFn("KSTREAM-MAP", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR]() && concrete[VR](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-MAP", []string{s.node}, concreteKV[K, V]() && concreteKV[KR, VR](), func(c *nodeCtx, r rec) error {
 		k, v := fn(as[K](r.key), as[V](r.value))
 		r.key, r.value = boxK(&c.t.slab, k), boxV(&c.t.slab, v)
 		return c.forward(r)
@@ -228,7 +231,7 @@ func Map[K, V, KR, VR any](s Stream[K, V], fn func(K, V) (KR, VR)) Stream[KR, VR
 // MapValues turns each value into a new one, keeping the key (no repartition needed).
 func MapValues[K, V, VR any](s Stream[K, V], fn func(K, V) VR) Stream[K, VR] {
 	box := boxer[VR]()
-	name := s.t.addStreamFn("KSTREAM-MAPVALUES", []string{s.node}, concrete[K]() && concrete[V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-MAPVALUES", []string{s.node}, concreteKV[K, V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		r.value = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
 		return c.forward(r)
 	})
@@ -238,7 +241,7 @@ func MapValues[K, V, VR any](s Stream[K, V], fn func(K, V) VR) Stream[K, VR] {
 // FlatMap turns each record into zero or more records.
 func FlatMap[K, V, KR, VR any](s Stream[K, V], fn func(K, V) []KeyValue[KR, VR]) Stream[KR, VR] {
 	boxK, boxV := boxer[KR](), boxer[VR]()
-	name := s.t.addStreamFn("KSTREAM-FLATMAP", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR]() && concrete[VR](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-FLATMAP", []string{s.node}, concreteKV[K, V]() && concreteKV[KR, VR](), func(c *nodeCtx, r rec) error {
 		for _, kv := range fn(as[K](r.key), as[V](r.value)) {
 			r.key, r.value = boxK(&c.t.slab, kv.Key), boxV(&c.t.slab, kv.Value)
 			if err := c.forward(r); err != nil {
@@ -253,7 +256,7 @@ func FlatMap[K, V, KR, VR any](s Stream[K, V], fn func(K, V) []KeyValue[KR, VR])
 // FlatMapValues turns each value into zero or more values, keeping the key.
 func FlatMapValues[K, V, VR any](s Stream[K, V], fn func(K, V) []VR) Stream[K, VR] {
 	box := boxer[VR]()
-	name := s.t.addStreamFn("KSTREAM-FLATMAPVALUES", []string{s.node}, concrete[K]() && concrete[V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-FLATMAPVALUES", []string{s.node}, concreteKV[K, V]() && concrete[VR](), func(c *nodeCtx, r rec) error {
 		for _, v := range fn(as[K](r.key), as[V](r.value)) {
 			r.value = box(&c.t.slab, v)
 			if err := c.forward(r); err != nil {
@@ -268,7 +271,7 @@ func FlatMapValues[K, V, VR any](s Stream[K, V], fn func(K, V) []VR) Stream[K, V
 // SelectKey gives each record a new key computed from it.
 func SelectKey[K, V, KR any](s Stream[K, V], fn func(K, V) KR) Stream[KR, V] {
 	box := boxer[KR]()
-	name := s.t.addStreamFn("KSTREAM-KEY-SELECT", []string{s.node}, concrete[K]() && concrete[V]() && concrete[KR](), func(c *nodeCtx, r rec) error {
+	name := s.t.addStreamFn("KSTREAM-KEY-SELECT", []string{s.node}, concreteKV[K, V]() && concrete[KR](), func(c *nodeCtx, r rec) error {
 		r.key = box(&c.t.slab, fn(as[K](r.key), as[V](r.value)))
 		return c.forward(r)
 	})

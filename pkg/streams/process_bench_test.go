@@ -123,7 +123,7 @@ func BenchmarkAppMapValues(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a.prod = newProduceQueue(ackAll, a.produced)
+	a.prod = newProduceQueue(ackAll, a.producedErr)
 	go a.prod.run()
 	defer a.prod.close()
 	const parts, perPoll = 8, 10000
@@ -149,7 +149,10 @@ func BenchmarkAppMapValues(b *testing.B) {
 	}
 	a.prod.drain()
 	reportPerRecord(b, perPoll, ms.Mallocs)
-	if err := a.prodErr; err != nil {
+	a.prodMu.Lock()
+	err = a.prodErr
+	a.prodMu.Unlock()
+	if err != nil {
 		b.Fatal(err)
 	}
 }

@@ -144,7 +144,7 @@ func AddSource[K, V any](t *Topology, name string, keys Serde[K], values Serde[V
 		return
 	}
 	t.addNode(&node{name: name, kind: kindSource, topics: topics, decode: decoder(keys, values, nil),
-		transient: concrete[K]() && concrete[V]()})
+		transient: concreteKV[K, V]()})
 }
 
 // decoder deserializes key and value; a nil byte slice stays nil (Kafka's null), and the
@@ -193,7 +193,7 @@ func AddProcessor[KIn, VIn, KOut, VOut any](t *Topology, name string, supplier f
 	}
 	t.addNode(&node{name: name, kind: kindProcessor, parents: parents,
 		newProc:   func() procNode { return &userProc[KIn, VIn, KOut, VOut]{p: supplier()} },
-		transient: concrete[KIn]() && concrete[VIn]() && concrete[KOut]() && concrete[VOut]()})
+		transient: concreteKV[KIn, VIn]() && concreteKV[KOut, VOut]()})
 }
 
 // AddSink adds a sink node writing its parents' records to topic with the given serdes and
@@ -204,7 +204,7 @@ func AddSink[K, V any](t *Topology, name, topic string, keys Serde[K], values Se
 		return
 	}
 	t.addNode(&node{name: name, kind: kindSink, topic: topic, parents: parents, encode: encoder(keys, values),
-		transient: concrete[K]() && concrete[V]()})
+		transient: concreteKV[K, V]()})
 }
 
 // encoder serializes key and value; nil (Kafka's null) stays nil.

@@ -32,10 +32,10 @@ type produceQueue struct {
 	produce func(context.Context, *kgo.Record, func(*kgo.Record, error)) // the client's Produce
 	def     func(*kgo.Record, error)                                     // the promise of records added without one
 	cur     []queued
-	ch      chan []queued // nil chunk with a non-nil ack: a drain marker
+	ch      chan []queued // a nil chunk is a drain marker, answered on ack
 	free    chan []queued // emptied chunks, back from run for reuse
 	ack     chan struct{}
-	added   int // records added since the last takeAdded
+	added   int // records added since the last takeAdded (read at exactly_once_v2 commits)
 }
 
 func newProduceQueue(produce func(context.Context, *kgo.Record, func(*kgo.Record, error)), def func(*kgo.Record, error)) *produceQueue {
