@@ -144,6 +144,22 @@ func iqEventually(t *testing.T, what string, check func() error) {
 	}
 }
 
+// iqAwaitCommitted waits until group has committed offset want on the clicks partition.
+func iqAwaitCommitted(t *testing.T, cl *kgo.Client, group string, want int64) {
+	t.Helper()
+	adm := kadm.NewClient(cl)
+	iqEventually(t, "committed offsets", func() error {
+		offs, err := adm.FetchOffsets(context.Background(), group)
+		if err != nil {
+			return err
+		}
+		if o, ok := offs.Lookup(iqClicksTopic, 0); !ok || o.At != want {
+			return fmt.Errorf("committed %+v, want %d", o, want)
+		}
+		return nil
+	})
+}
+
 // iqAwaitCounts waits until the app's "counts" store, read by interactive queries, is want.
 func iqAwaitCounts(t *testing.T, app *streams.App, want map[string]int64) {
 	t.Helper()
@@ -355,17 +371,7 @@ func TestStreamsExactlyOnceWithoutCheckpointWipesAndRestoresFully(t *testing.T) 
 	// Queries see writes before their transaction commits; a stop that interrupts that commit
 	// aborts it and rightly leaves no checkpoint. Wait until the input offsets are committed,
 	// and a few commit intervals more, so that the stores hold only committed state.
-	adm := kadm.NewClient(cl)
-	iqEventually(t, "committed offsets", func() error {
-		offs, err := adm.FetchOffsets(context.Background(), "eos")
-		if err != nil {
-			return err
-		}
-		if o, ok := offs.Lookup(iqClicksTopic, 0); !ok || o.At != 10 {
-			return fmt.Errorf("committed %+v", o)
-		}
-		return nil
-	})
+	iqAwaitCommitted(t, cl, "eos", 10)
 	time.Sleep(3 * cfg.CommitInterval)
 	a.stop()
 	ck := iqCheckpoints(t, dir, "eos")
@@ -469,9 +475,9 @@ func TestStreamsMetadataForKeyNamesTheOwner(t *testing.T) {
 }
 
 // TestStreamsExactlyOnceCommitsAfterIdleIntervals: under exactly_once_v2 a commit interval in
-// which nothing was consumed or written ends no transaction (as in Kafka Streams, and without
-// the client's pause after an empty commit); the transaction left open carries the next
-// record's writes and offsets to a normal commit.
+// which nothing was consumed or written ends no transaction (as in Kafka Streams); the
+// transaction left open through idle intervals must carry the next record's writes and
+// offsets to a normal commit, round after round.
 func TestStreamsExactlyOnceCommitsAfterIdleIntervals(t *testing.T) {
 	addr, cl := iqBroker(t, 1)
 	tp := streams.NewTopology()
@@ -480,23 +486,10 @@ func TestStreamsExactlyOnceCommitsAfterIdleIntervals(t *testing.T) {
 		ProcessingGuarantee: streams.ExactlyOnceV2, CommitInterval: 20 * time.Millisecond}
 	a := iqStart(t, tp, cfg)
 	defer a.stop()
-	adm := kadm.NewClient(cl)
-	committed := func(want int64) func() error {
-		return func() error {
-			offs, err := adm.FetchOffsets(context.Background(), "idle")
-			if err != nil {
-				return err
-			}
-			if o, ok := offs.Lookup(iqClicksTopic, 0); !ok || o.At != want {
-				return fmt.Errorf("committed %+v, want %d", o, want)
-			}
-			return nil
-		}
-	}
 	for round := 1; round <= 3; round++ {
 		time.Sleep(10 * cfg.CommitInterval) // idle intervals
 		iqClick(t, cl, "u", iqBase)
 		iqAwaitCounts(t, a.app, map[string]int64{"u": int64(round)})
-		iqEventually(t, "the record's commit", committed(int64(round)))
+		iqAwaitCommitted(t, cl, "idle", int64(round))
 	}
 }
