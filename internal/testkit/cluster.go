@@ -3,7 +3,6 @@ package testkit
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,8 +55,9 @@ func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *C
 	c := &Cluster{t: t}
 	var voters []string
 	n := len(roles)
+	ports := newPortSet(t)
 	for i := 1; i <= n; i++ {
-		nd := &Node{c: c, ID: int32(i), Dir: t.TempDir(), Addr: freeAddr(t), CtrlAddr: freeAddr(t), extra: extra, roles: roles[i-1]}
+		nd := &Node{c: c, ID: int32(i), Dir: t.TempDir(), Addr: ports.addr(), CtrlAddr: ports.addr(), extra: extra, roles: roles[i-1]}
 		c.Nodes = append(c.Nodes, nd)
 		if strings.Contains(nd.roles, "controller") {
 			voters = append(voters, fmt.Sprintf("%d@%s", i, nd.CtrlAddr))
@@ -66,6 +66,7 @@ func StartClusterRoles(t testing.TB, roles []string, extra map[string]string) *C
 	for _, nd := range c.Nodes {
 		nd.voters = strings.Join(voters, ",")
 	}
+	ports.release()
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i, nd := range c.Nodes {
@@ -112,16 +113,6 @@ func (c *Cluster) waitUnfenced() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// freeAddr finds a free loopback port (it may be taken again before use; tests accept it).
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func (nd *Node) start() error {

@@ -323,9 +323,10 @@ func StartProcCluster(t testing.TB, cfg ProcClusterConfig) *ProcCluster {
 	c.mu.isolated = make(map[int32]bool)
 	t.Cleanup(c.teardown)
 	n := cfg.Nodes
+	ports := newPortSet(t)
 	for i := range n {
 		id := int32(i + 1)
-		nd := &ProcNode{ID: id, c: c, RealAddr: freeAddr(t), CtrlAddr: freeAddr(t),
+		nd := &ProcNode{ID: id, c: c, RealAddr: ports.addr(), CtrlAddr: ports.addr(),
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", id), "data"),
 			LogPath: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d.log", id))}
 		in, err := NewTCPProxy(nd.RealAddr)
@@ -359,6 +360,7 @@ func StartProcCluster(t testing.TB, cfg ProcClusterConfig) *ProcCluster {
 			t.Fatal(err)
 		}
 	}
+	ports.release()
 	if err := c.StartAll(); err != nil {
 		t.Fatalf("start cluster: %v", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +26,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/poste-io/poste/internal/testkit"
 )
 
 // pythonBin is Debian's interpreter, the one python3-confluent-kafka installs into; a
@@ -139,12 +140,7 @@ func startBroker(t *testing.T, extra ...string) *broker {
 			t.Fatalf("go build poste: %v\n%s", err, out)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testkit.FreeAddr(t)
 
 	b := &broker{addr: addr, logPath: filepath.Join(tmp, "broker.log")}
 	logf, err := os.Create(b.logPath)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/poste-io/poste/internal/testkit"
 )
 
 // childBroker is a poste broker running as a child process, so it can be SIGKILLed.
@@ -86,12 +88,14 @@ func TestConsumeTransformProduceSurvivesSIGKILL(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/poste-io/poste/cmd/poste").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	_, ps, err := net.SplitHostPort(testkit.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b := &childBroker{bin: bin, dir: filepath.Join(tmp, "data"), log: filepath.Join(tmp, "broker.log"), port: port}
 	b.start(t)
 	t.Cleanup(b.kill)
