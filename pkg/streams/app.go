@@ -90,6 +90,7 @@ type Config struct {
 	// Logger for lifecycle, restore progress and handled errors (default slog.Default()).
 	Logger *slog.Logger
 	// ClientOpts are extra kgo options for every client the application makes (TLS, SASL …).
+	// The application recycles its records: a hook must not keep a *kgo.Record past its call.
 	ClientOpts []kgo.Opt
 }
 
@@ -120,6 +121,8 @@ type App struct {
 	cl    *kgo.Client
 	sess  *kgo.GroupTransactSession // exactly_once_v2 only; cl is its client
 	prod  *produceQueue             // hands the tasks' writes to cl; set with cl
+	out   *outRecords               // recycled records for the writes; set with cl
+	in    recordSlices              // cl's pool of fetched records
 	adm   *kadm.Client
 	state *stateDir
 
@@ -315,6 +318,7 @@ func (a *App) Run(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(a.onAssigned),
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
+		kgo.WithPools(&a.in),
 	}
 	if a.eos() {
 		// read_committed only under exactly_once_v2, as Kafka Streams: at_least_once
@@ -327,6 +331,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.out = newOutRecords()
 	a.prod = newProduceQueue(a.cl.Produce, a.producedErr)
 	go a.prod.run()
 	a.log.Info("streams: started", "topics", topics, "processing.guarantee", a.cfg.ProcessingGuarantee)
@@ -465,6 +470,7 @@ func (a *App) processLocked(fetches kgo.Fetches) error {
 		}
 		tk.endBatch()
 		if done == nil {
+			recycle(p.Records)
 			return
 		}
 		m := a.mu.offsets[p.Topic]
@@ -473,6 +479,7 @@ func (a *App) processLocked(fetches kgo.Fetches) error {
 			a.mu.offsets[p.Topic] = m
 		}
 		m[p.Partition] = kgo.EpochOffset{Epoch: done.LeaderEpoch, Offset: done.Offset + 1}
+		recycle(p.Records)
 	})
 	return err
 }
@@ -736,7 +743,8 @@ type kgoCollector App
 
 func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts int64, headers []kgo.RecordHeader, acked *atomic.Int64) error {
 	a := (*App)(c)
-	r := &kgo.Record{Topic: topic, Key: key, Value: value, Timestamp: time.UnixMilli(ts), Headers: headers}
+	r := a.out.get()
+	r.Topic, r.Key, r.Value, r.Timestamp, r.Headers = topic, key, value, time.UnixMilli(ts), headers
 	if partition >= 0 {
 		r.Partition = partition
 		r.Context = manualCtx
@@ -761,10 +769,15 @@ func (c *kgoCollector) send(topic string, partition int32, key, value []byte, ts
 	return nil
 }
 
-// producedErr records the first failed write. Records failed by an abort are rolled back on
-// purpose; their work is redone.
-func (a *App) producedErr(_ *kgo.Record, err error) {
-	if err != nil && !errors.Is(err, kgo.ErrAborting) {
+// producedErr is every write's promise: it recycles an acknowledged record and records the
+// first failed write. Records failed by an abort are rolled back on purpose; their work is
+// redone.
+func (a *App) producedErr(r *kgo.Record, err error) {
+	if err == nil {
+		a.out.put(r)
+		return
+	}
+	if !errors.Is(err, kgo.ErrAborting) {
 		a.prodMu.Lock()
 		if a.prodErr == nil {
 			a.prodErr = err

@@ -123,6 +123,7 @@ func BenchmarkAppMapValues(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	a.out = newOutRecords()
 	a.prod = newProduceQueue(ackAll, a.producedErr)
 	go a.prod.run()
 	defer a.prod.close()
