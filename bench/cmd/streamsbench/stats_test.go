@@ -271,3 +271,23 @@ func TestRecordTransforms(t *testing.T) {
 		t.Errorf("count8(258) = %v", got)
 	}
 }
+
+func TestTargetJudgesTheRoundsRatios(t *testing.T) {
+	// The machine slows in round 2: each round's pair agrees, the medians of each kind
+	// taken apart do not.
+	results := []result{
+		{Kind: "loop-map-alo", Round: 1, RecPerS: 2000}, {Kind: "streams-map-alo", Round: 1, RecPerS: 1960},
+		{Kind: "loop-map-alo", Round: 2, RecPerS: 1300}, {Kind: "streams-map-alo", Round: 2, RecPerS: 1300},
+		{Kind: "loop-map-alo", Round: 3, RecPerS: 1700}, {Kind: "streams-map-alo", Round: 3, RecPerS: 1500},
+		{Kind: "loop-map-alo", Round: 4, RecPerS: 9000, Err: "failed"}, {Kind: "streams-map-alo", Round: 4, RecPerS: 100},
+	}
+	kinds := []kind{{"loop", "map", "alo"}, {"streams", "map", "alo"}}
+	sum := summarize(kinds, results)
+	if got := sum[kinds[1]].rounds; len(got) != 3 {
+		t.Fatalf("rounds = %v, want the 3 rounds whose loop succeeded", got)
+	}
+	r, g := target(kinds[1], sum)
+	if r != "0.98 (0.88–1.00; of medians 0.82)" || g != "≥ 0.90: met" {
+		t.Fatalf("target = %q, %q", r, g)
+	}
+}
