@@ -89,9 +89,17 @@ func TestTaskRecyclesBoxesOnlyWhenNothingKeepsThem(t *testing.T) {
 				return nil
 			}).Processor(), "src")
 			AddKeyValueStore(tp, StoreSpec[[]byte, []byte]{Name: "st", Keys: Bytes(), Values: Bytes()}, "p")
-		}, false},
+		}, true},
 		{"count", func(tp *Topology) {
 			From(tp, "in", Bytes(), Bytes()).GroupByKey().Count("counts").ToStream().To("out")
+		}, false},
+		{"windowed count", func(tp *Topology) {
+			WindowedCount(From(tp, "in", Bytes(), Bytes()).GroupByKey().WindowedBy(TumblingWindows(time.Minute, time.Minute)), "counts").
+				ToStream().To("out")
+		}, true},
+		{"sliding windowed count", func(tp *Topology) {
+			WindowedCount(From(tp, "in", Bytes(), Bytes()).GroupByKey().SlidingBy(SlidingWindows{TimeDifference: time.Minute}), "counts").
+				ToStream().To("out")
 		}, false},
 		{"join with a global table", func(tp *Topology) {
 			g := GlobalTableFrom(tp, "g", "gs", Bytes(), Bytes())

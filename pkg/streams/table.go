@@ -56,7 +56,7 @@ func (tb Table[K, V]) Name() string { return tb.node }
 
 // ToStream turns the table's updates into a stream.
 func (tb Table[K, V]) ToStream() Stream[K, V] {
-	name := tb.t.addFn("KTABLE-TOSTREAM", []string{tb.node}, func(c *nodeCtx, r rec) error { return c.forward(r) })
+	name := tb.t.addStreamFn("KTABLE-TOSTREAM", []string{tb.node}, true, func(c *nodeCtx, r rec) error { return c.forward(r) })
 	return Stream[K, V]{t: tb.t, node: name, keys: tb.keys, values: tb.values}
 }
 

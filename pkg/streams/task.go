@@ -51,8 +51,8 @@ type task struct {
 	state      *stateDir        // nil: every store in memory
 	saved      map[string]int64 // offsets in the checkpoint file written last
 	slab       boxSlab          // boxes the byte slices its records carry between nodes
-	// recycle: every node is transient and there is no store, so no box outlives the record
-	// it was made for, and the slab is reset after each record.
+	// recycle: every node is transient, so no box outlives the record it was made for (stores
+	// keep serialized bytes, never boxes), and the slab is reset after each record.
 	recycle bool
 }
 
@@ -133,7 +133,7 @@ func newTask(topo *Topology, sub *subtopology, app string, partition int32, out 
 		si.kv = kv
 		t.stores[name] = si
 	}
-	t.recycle = len(sub.stores) == 0
+	t.recycle = true
 	for _, n := range sub.nodes {
 		t.recycle = t.recycle && n.transient && len(n.globals) == 0
 		in := &nodeInst{n: n}

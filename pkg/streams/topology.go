@@ -75,8 +75,8 @@ type node struct {
 
 	// transient: the node keeps no record, key or value past its process call, and hands keys
 	// and values to user code (functions, serdes, processors) only as concrete types, never
-	// as an interface that could be kept. A task made only of transient nodes, with no store,
-	// reuses its boxes (boxSlab) from one record to the next.
+	// as an interface that could be kept. A task made only of transient nodes reuses its
+	// boxes (boxSlab) from one record to the next.
 	transient bool
 
 	// sink

@@ -131,7 +131,10 @@ func windowedAggregate[K, V, A any](w WindowedGrouped[K, V], store string, aggSe
 			return &windowAggProc[K, V, A]{store: store, size: w.size, advance: w.advance, grace: w.grace, step: step}
 		}
 	}
-	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{s.node}, stores: stores, newProc: newProc})
+	// The fixed-size window aggregation keeps no record: its user code (initializer,
+	// aggregator, serdes) sees concrete types, and what it keeps is serialized in its store.
+	t.addNode(&node{name: name, kind: kindProcessor, parents: []string{s.node}, stores: stores, newProc: newProc,
+		transient: !w.sliding && concreteKV[K, V]() && concrete[A]()})
 	return Table[Windowed[K], A]{t: t, node: name, store: store, keys: TimeWindowedSerde(g.keys, size),
 		values: aggSerde, windowed: true, grace: w.grace}
 }
