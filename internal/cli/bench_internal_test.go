@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,15 +279,25 @@ func TestLimitsHelpers(t *testing.T) {
 	}
 
 	// The write probe stops at its byte budget, or earlier at its time budget.
-	w, err := probeWrite(dir, 3<<20, time.Minute, true)
+	w, err := probeWrite(dir, 3<<20, time.Minute, true, false)
 	if err != nil || w.Bytes != 3<<20 {
 		t.Fatalf("probeWrite = %+v, %v", w, err)
 	}
-	w, err = probeWrite(dir, 1<<40, time.Nanosecond, false)
+	if directIO {
+		// O_DIRECT needs a file system that takes it (tmpfs does not): skip where refused.
+		d, err := probeWrite(dir, 3<<20, time.Minute, true, true)
+		switch {
+		case err != nil && errors.Is(err, syscall.EINVAL):
+			t.Logf("O_DIRECT refused in %s: %v", dir, err)
+		case err != nil || d.Bytes != 3<<20:
+			t.Fatalf("direct probeWrite = %+v, %v", d, err)
+		}
+	}
+	w, err = probeWrite(dir, 1<<40, time.Nanosecond, false, false)
 	if err != nil || w.Bytes > 1<<20 {
 		t.Fatalf("time-bounded probeWrite = %+v, %v; want at most one chunk", w, err)
 	}
-	if _, err := probeWrite(filepath.Join(dir, "absent"), 1<<20, time.Second, false); err == nil {
+	if _, err := probeWrite(filepath.Join(dir, "absent"), 1<<20, time.Second, false, false); err == nil {
 		t.Error("probeWrite into a missing directory succeeded")
 	}
 	if b := probeNoise(64); bytes.Count(b, b[:1]) == len(b) {
