@@ -3,13 +3,10 @@
 package cli
 
 import (
-	"errors"
 	"os"
 	"time"
 )
 
-const directIO = false
-
-func reopenDirect(*os.File) (*os.File, error) { return nil, errors.New("O_DIRECT is Linux only") }
+func reopenDirect(*os.File) (*os.File, error) { return nil, errNoDirectIO }
 
 func processCPU() time.Duration { return 0 }
