@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,18 +32,6 @@ func buildPoste(t *testing.T) string {
 		t.Fatalf("build: %v", err)
 	}
 	return bin
-}
-
-func freePort(t *testing.T) int {
-	_, port, err := net.SplitHostPort(testkit.FreeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 type child struct {
@@ -108,7 +95,7 @@ func TestKillNineKeepsAcknowledgedRecords(t *testing.T) {
 	bin := buildPoste(t)
 	base := t.TempDir()
 	dir := filepath.Join(base, "data")
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	b := startBroker(t, bin, dir, port)
 

@@ -88,14 +88,7 @@ func TestConsumeTransformProduceSurvivesSIGKILL(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/poste-io/poste/cmd/poste").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	_, ps, err := net.SplitHostPort(testkit.FreeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(ps)
-	if err != nil {
-		t.Fatal(err)
-	}
+	port := testkit.FreePort(t)
 	b := &childBroker{bin: bin, dir: filepath.Join(tmp, "data"), log: filepath.Join(tmp, "broker.log"), port: port}
 	b.start(t)
 	t.Cleanup(b.kill)
