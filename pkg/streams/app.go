@@ -450,6 +450,9 @@ func (a *App) processBatchLocked(fetches kgo.Fetches, now time.Time) error {
 func (a *App) processLocked(fetches kgo.Fetches) error {
 	var err error
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		// Every fetched record goes back to the pool, processed or not (a revoked task's,
+		// or after an error): the tasks keep none of the Record structs.
+		defer recycle(p.Records)
 		if err != nil || len(p.Records) == 0 {
 			return
 		}
@@ -469,17 +472,14 @@ func (a *App) processLocked(fetches kgo.Fetches) error {
 			done = r
 		}
 		tk.endBatch()
-		if done == nil {
-			recycle(p.Records)
-			return
+		if done != nil {
+			m := a.mu.offsets[p.Topic]
+			if m == nil {
+				m = map[int32]kgo.EpochOffset{}
+				a.mu.offsets[p.Topic] = m
+			}
+			m[p.Partition] = kgo.EpochOffset{Epoch: done.LeaderEpoch, Offset: done.Offset + 1}
 		}
-		m := a.mu.offsets[p.Topic]
-		if m == nil {
-			m = map[int32]kgo.EpochOffset{}
-			a.mu.offsets[p.Topic] = m
-		}
-		m[p.Partition] = kgo.EpochOffset{Epoch: done.LeaderEpoch, Offset: done.Offset + 1}
-		recycle(p.Records)
 	})
 	return err
 }

@@ -16,7 +16,8 @@ import (
 // comes back once every record of the batch was processed and recycled (Record.Recycle).
 // Only the Record structs are reused, never the bytes their keys, values and headers point
 // to, so whatever the topology keeps of those stays intact. Slices are kept by size class
-// (a power of two of records), up to maxKept bytes in all; beyond that they are garbage.
+// (a power of two of records), up to recordSlicesKept bytes in all; beyond that they are
+// garbage. Invariant: kept is the bytes of the slices in free.
 //
 // Safe for concurrent use (the client's fetch goroutines get, the processing goroutine puts).
 type recordSlices struct {
