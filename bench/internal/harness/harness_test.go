@@ -177,6 +177,9 @@ func smallOptions(t *testing.T) Options {
 // TestRunPeer runs the whole measurement against the real kfake peer.
 func TestRunPeer(t *testing.T) {
 	o := smallOptions(t)
+	// Process CPU is counted in clock ticks (10 ms); 40 MB keeps the produce
+	// phase's share well above one tick on a fast machine.
+	o.Workload.Records = 40000
 	b := KfakePeer(buildPeer(t), o.Workload.Topic, o.Workload.Partitions)
 	r := Run(context.Background(), b, 1, false, o)
 	if r.Err != nil {
