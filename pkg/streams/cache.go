@@ -120,7 +120,12 @@ func (c *storeCache) put(k, v []byte, ts int64, headers []kgo.RecordHeader) erro
 		// have been handed to a reader or to the changelog's producer.)
 		v = append(make([]byte, 0, len(v)), v...)
 	}
-	e, ok := c.m[string(k)]
+	// A processor reads a key just before it writes it, and the read made that key the
+	// head of the LRU list: comparing with the head spares a second map lookup.
+	e, ok := c.head, c.head != nil && c.head.key == string(k)
+	if !ok {
+		e, ok = c.m[string(k)]
+	}
 	if ok {
 		c.budget.used -= e.size()
 		e.value = v

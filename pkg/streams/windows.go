@@ -210,6 +210,9 @@ type windowAggProc[K, V, A any] struct {
 	step                 func(K, V, A, bool) A
 	exp                  expiry
 	cached               bool // the store's cache forwards the updates
+	// kbuf is reused for the store key of each update when cached: the cache copies the
+	// keys it keeps, where an uncached write may hand its key to the changelog's producer.
+	kbuf []byte
 }
 
 func (p *windowAggProc[K, V, A]) init(c *nodeCtx) (err error) {
@@ -239,7 +242,14 @@ func (p *windowAggProc[K, V, A]) process(r rec) error {
 			dropped = true
 			continue
 		}
-		kb, err := p.ws.key(k, start)
+		var kb []byte
+		var err error
+		if p.cached {
+			kb, err = p.ws.appendKey(p.kbuf[:0], k, start)
+			p.kbuf = kb
+		} else {
+			kb, err = p.ws.key(k, start)
+		}
 		if err != nil {
 			return err
 		}

@@ -76,13 +76,20 @@ func (w WindowStore[K, V]) Name() string { return w.s.spec.name }
 // key is k's store key for the window starting at start: a new slice (a serializer may hand
 // out its input, whose spare capacity must not be written).
 func (w WindowStore[K, V]) key(k K, start int64) ([]byte, error) {
+	return w.appendKey(nil, k, start)
+}
+
+// appendKey appends the store key of k's window starting at start to buf (nil: a new slice
+// of the exact size).
+func (w WindowStore[K, V]) appendKey(buf []byte, k K, start int64) ([]byte, error) {
 	kb, err := w.ks.Serialize(w.s.changelog, k)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, len(kb), len(kb)+8)
-	copy(out, kb)
-	return appendTimes(out, start), nil
+	if buf == nil {
+		buf = make([]byte, 0, len(kb)+8)
+	}
+	return appendTimes(append(buf, kb...), start), nil
 }
 
 // fetchRaw is Fetch by store key.
