@@ -52,7 +52,11 @@ func TestCrashKeepsSyncedBatches(t *testing.T) {
 						b := makeBatch(t, l.EndOffset()+offsetsIn(payload), randSpec(rng))
 						payload = append(payload, b...)
 					}
-					must(t, l.Append(payload))
+					if rng.Intn(2) == 0 {
+						must(t, l.Append(payload))
+					} else {
+						must(t, l.AppendDirect(payload)) // may leave zeros after it
+					}
 					for pos := 0; pos < len(payload); {
 						h, _ := record.ParseHeader(payload[pos:])
 						m.add(payload[pos : pos+h.Size()])

@@ -102,6 +102,23 @@ type segment struct {
 	created time.Time
 	// unsynced is set while the segment is listed in Log.mu.unsynced.
 	unsynced bool
+	// padded is set once a direct write may have left zeros after size
+	// (up to the next vfs.DirectBlock); trimPadding cuts them.
+	padded bool
+}
+
+// trimPadding truncates the .log file to size if direct writes may have
+// padded it, so that a sealed or closed segment's file ends with its last
+// batch. Called with appendMu held.
+func (s *segment) trimPadding() error {
+	if !s.padded {
+		return nil
+	}
+	if err := s.log.Truncate(s.size); err != nil {
+		return err
+	}
+	s.padded = false
+	return nil
 }
 
 func newSegmentState(base int64, now time.Time) *segment {

@@ -94,6 +94,7 @@ func (l *Log) Truncate(endOffset int64) error {
 	if err := s.log.Truncate(cut); err != nil {
 		return l.fail(storageError("truncate", err))
 	}
+	s.padded = false // cut with the bytes after the new end
 	if err := s.index.Truncate(int64(len(idx)) * offsetEntrySize); err != nil {
 		return l.fail(storageError("truncate offset index", err))
 	}

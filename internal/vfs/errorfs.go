@@ -212,14 +212,17 @@ func (f *errorFile) ReadAt(p []byte, off int64) (int, error) {
 	return f.inner.ReadAt(p, off)
 }
 
-// write runs one Write or WriteAt (off < 0 means Write), honouring short
-// writes.
-func (f *errorFile) write(p []byte, off int64) (int, error) {
+// write runs one Write, WriteAt or WriteDirectAt (off < 0 means Write),
+// honouring short writes.
+func (f *errorFile) write(p []byte, off int64, direct bool) (int, error) {
 	op := Op{Kind: OpWrite, Path: f.name, Offset: off, Len: len(p)}
 	ierr := f.fs.inj.MaybeError(op)
 	if ierr == nil {
-		if off < 0 {
+		switch {
+		case off < 0:
 			return f.inner.Write(p)
+		case direct:
+			return f.inner.WriteDirectAt(p, off)
 		}
 		return f.inner.WriteAt(p, off)
 	}
@@ -231,9 +234,12 @@ func (f *errorFile) write(p []byte, off int64) (int, error) {
 	}
 	if n > 0 {
 		var err error
-		if off < 0 {
+		switch {
+		case off < 0:
 			n, err = f.inner.Write(p[:n])
-		} else {
+		case direct:
+			n, err = f.inner.WriteDirectAt(p[:n], off)
+		default:
 			n, err = f.inner.WriteAt(p[:n], off)
 		}
 		if err != nil {
@@ -243,8 +249,11 @@ func (f *errorFile) write(p []byte, off int64) (int, error) {
 	return n, &os.PathError{Op: "write", Path: f.name, Err: ierr}
 }
 
-func (f *errorFile) Write(p []byte) (int, error)              { return f.write(p, -1) }
-func (f *errorFile) WriteAt(p []byte, off int64) (int, error) { return f.write(p, off) }
+func (f *errorFile) Write(p []byte) (int, error)              { return f.write(p, -1, false) }
+func (f *errorFile) WriteAt(p []byte, off int64) (int, error) { return f.write(p, off, false) }
+func (f *errorFile) WriteDirectAt(p []byte, off int64) (int, error) {
+	return f.write(p, off, true)
+}
 
 func (f *errorFile) Close() error {
 	if err := f.fs.check(Op{Kind: OpClose, Path: f.name}); err != nil {

@@ -13,7 +13,7 @@ func (osFS) Create(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return newOSFile(f), nil
 }
 
 func (osFS) OpenReadWrite(name string) (File, error) {
@@ -21,7 +21,7 @@ func (osFS) OpenReadWrite(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return newOSFile(f), nil
 }
 
 func (osFS) Open(name string) (File, error) {
@@ -29,7 +29,7 @@ func (osFS) Open(name string) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return osFile{f}, nil
+	return newOSFile(f), nil
 }
 
 func (osFS) Remove(name string) error                    { return os.Remove(name) }
@@ -67,18 +67,51 @@ func (osFS) SyncDir(dir string) error {
 	return cerr
 }
 
-// osFile is an *os.File with the platform's Sync and Preallocate.
+// osFile is an *os.File with the platform's Sync, Preallocate and direct
+// writes.
 type osFile struct {
 	*os.File
+	direct directState
 }
 
-func (f osFile) Sync() error                         { return datasync(f.File) }
-func (f osFile) Preallocate(off, length int64) error { return preallocate(f.File, off, length) }
-func (f osFile) Fd() uintptr                         { return f.File.Fd() }
+func newOSFile(f *os.File) *osFile { return &osFile{File: f} }
+
+func (f *osFile) Sync() error                         { return datasync(f.File) }
+func (f *osFile) Preallocate(off, length int64) error { return preallocate(f.File, off, length) }
+func (f *osFile) Fd() uintptr                         { return f.File.Fd() }
+
+// Write, WriteAt and Truncate forget the block that direct writes remember:
+// they may have changed it.
+func (f *osFile) Write(p []byte) (int, error) {
+	f.direct.forget()
+	return f.File.Write(p)
+}
+
+func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
+	f.direct.forget()
+	return f.File.WriteAt(p, off)
+}
+
+func (f *osFile) Truncate(size int64) error {
+	f.direct.forget()
+	return f.File.Truncate(size)
+}
+
+func (f *osFile) WriteDirectAt(p []byte, off int64) (int, error) {
+	return f.direct.write(f.File, p, off)
+}
+
+func (f *osFile) Close() error {
+	derr := f.direct.close()
+	if err := f.File.Close(); err != nil {
+		return err
+	}
+	return derr
+}
 
 // OSFile returns the *os.File behind f, if f is a file of Default.
 func OSFile(f File) (*os.File, bool) {
-	of, ok := f.(osFile)
+	of, ok := f.(*osFile)
 	if !ok {
 		return nil, false
 	}

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"os"
+	"strconv"
 	"syscall"
 )
 
@@ -40,4 +41,10 @@ func preallocate(f *os.File, off, length int64) error {
 			return &os.PathError{Op: "fallocate", Path: f.Name(), Err: err}
 		}
 	}
+}
+
+// openDirect opens f's file again for writing with O_DIRECT, through /proc/self/fd so that
+// it is the same file even if its name changed since f was opened.
+func openDirect(f *os.File) (*os.File, error) {
+	return os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_WRONLY|syscall.O_DIRECT, 0)
 }

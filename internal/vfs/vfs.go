@@ -66,7 +66,21 @@ type File interface {
 	// Fd is the OS file descriptor, for sendfile, or InvalidFd when the file
 	// is not an OS file.
 	Fd() uintptr
+	// WriteDirectAt appends p at off, the file's logical end, bypassing the
+	// page cache where the filesystem allows it (O_DIRECT on Linux; elsewhere
+	// it is WriteAt). The bytes from off+len(p) up to the next multiple of
+	// DirectBlock may be overwritten with zeros, and the file may grow to
+	// that boundary: the caller keeps the logical end and truncates the file
+	// to it once it stops appending. What it wrote is durable after Sync, as
+	// for WriteAt. Calls that write the file (WriteDirectAt, Write, WriteAt,
+	// Truncate) must not run concurrently with a WriteDirectAt.
+	WriteDirectAt(p []byte, off int64) (int, error)
 }
+
+// DirectBlock is the alignment of direct writes: offsets, lengths and buffer
+// addresses are multiples of it (every common device's logical block size
+// divides it).
+const DirectBlock = 4096
 
 // InvalidFd is what File.Fd returns for a file that has no OS descriptor.
 const InvalidFd = ^uintptr(0)
