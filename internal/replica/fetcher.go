@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/partition"
@@ -56,7 +55,7 @@ type fetcher struct {
 	leader int32
 	addr   string
 	lg     *slog.Logger
-	cl     *kgo.Client
+	conn   *leaderConn // used by run's goroutine only, closed once it ended
 
 	mu struct {
 		sync.Mutex
@@ -71,12 +70,7 @@ type fetcher struct {
 }
 
 func newFetcher(cfg *FetcherConfig, leader int32, addr string, lg *slog.Logger) (*fetcher, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("poste-replica-fetcher"),
-		kgo.RequestRetries(0), kgo.DialTimeout(2*time.Second))
-	if err != nil {
-		return nil, err
-	}
-	f := &fetcher{cfg: cfg, leader: leader, addr: addr, cl: cl, lg: lg.With("leader", leader),
+	f := &fetcher{cfg: cfg, leader: leader, addr: addr, conn: newLeaderConn(addr), lg: lg.With("leader", leader),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 	f.mu.parts = make(map[TP]*fetchPart)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,7 +113,7 @@ func (f *fetcher) poke() {
 func (f *fetcher) close() {
 	f.cancel()
 	<-f.done
-	f.cl.Close()
+	f.conn.close()
 }
 
 func (f *fetcher) snapshot(now time.Time) map[TP]*fetchPart {
@@ -225,7 +219,7 @@ func (f *fetcher) truncate(ctx context.Context, parts map[TP]*fetchPart) error {
 	if len(req.Topics) == 0 {
 		return nil
 	}
-	kresp, err := f.cl.SeedBrokers()[0].Request(ctx, req)
+	kresp, err := f.conn.request(ctx, req, 0)
 	if err != nil {
 		return err
 	}
@@ -319,7 +313,7 @@ func (f *fetcher) fetch(ctx context.Context, parts map[TP]*fetchPart) error {
 		rp.PartitionMaxBytes = f.cfg.PartitionMax
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
-	kresp, err := f.cl.SeedBrokers()[0].Request(ctx, req)
+	kresp, err := f.conn.request(ctx, req, f.cfg.MaxWait)
 	if err != nil {
 		return err
 	}
