@@ -423,14 +423,15 @@ type offsetCommitter struct {
 	peer   peerFinder
 }
 
-func (c offsetCommitter) CommitTxnOffsets(pg txn.PendingGroup, cb func(error)) {
+func (c offsetCommitter) CommitTxnOffsets(id string, pg txn.PendingGroup, cb func(error)) {
 	if p, ok := c.groups.PartitionFor(pg.Group); ok && c.peer.peers != nil {
 		if node, addr, local, err := c.peer.leaderOf(group.OffsetsTopic, p); err == nil && !local {
-			go func() { cb(c.commitRemote(node, addr, pg)) }()
+			go func() { cb(c.commitRemote(node, addr, id, pg)) }()
 			return
 		}
 	}
-	req := group.CommitRequest{Group: pg.Group, Generation: pg.Generation, MemberID: pg.MemberID, InstanceID: pg.InstanceID}
+	req := group.CommitRequest{Group: pg.Group, Generation: pg.Generation, MemberID: pg.MemberID, InstanceID: pg.InstanceID,
+		Transactional: true}
 	offs := make([]group.CommitOffset, 0, len(pg.Offsets))
 	for tp, o := range pg.Offsets {
 		offs = append(offs, group.CommitOffset{TopicPartition: group.TopicPartition{Topic: tp.Topic, Partition: tp.Partition},
@@ -444,9 +445,12 @@ func (c offsetCommitter) CommitTxnOffsets(pg txn.PendingGroup, cb func(error)) {
 	})
 }
 
-func (c offsetCommitter) commitRemote(node int32, addr string, pg txn.PendingGroup) error {
+func (c offsetCommitter) commitRemote(node int32, addr, id string, pg txn.PendingGroup) error {
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation, req.MemberID, req.InstanceID = pg.Group, pg.Generation, pg.MemberID, pg.InstanceID
+	// The group's broker checked these offsets when the TxnOffsetCommit passed through it;
+	// the tag tells it that a transaction's commit is completing them (api.TagTxnOffsetsOf).
+	req.UnknownTags.Set(api.TagTxnOffsetsOf, []byte(id))
 	byTopic := map[string]int{}
 	for tp, o := range pg.Offsets {
 		i, ok := byTopic[tp.Topic]

@@ -195,6 +195,11 @@ type CommitRequest struct {
 	MemberID   string
 	InstanceID *string
 	Offsets    map[TopicPartition]Offset
+	// Transactional marks the offsets of a committed transaction. Their member and
+	// generation were checked when its TxnOffsetCommit arrived; the commit of the
+	// transaction makes them the group's whatever its members have done since (left,
+	// rebalanced), as Kafka's transaction marker does, so they are not checked again.
+	Transactional bool
 }
 
 // CommitResult is the answer to an OffsetCommit: a group error applies to every partition.

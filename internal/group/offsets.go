@@ -25,7 +25,7 @@ func (s *Shard) Commit(now time.Time, req CommitRequest, offsets []CommitOffset,
 	g := s.groups[req.Group]
 	created := false
 	if g == nil {
-		if req.Generation >= 0 {
+		if req.Generation >= 0 && !req.Transactional {
 			// A member of a generation this coordinator does not know.
 			cb(ErrIllegalGeneration, nil)
 			return coord.Result{}
@@ -39,6 +39,7 @@ func (s *Shard) Commit(now time.Time, req CommitRequest, offsets []CommitOffset,
 		case g.state == Dead:
 			cb(ErrCoordinatorNotAvail, nil)
 			return coord.Result{}
+		case req.Transactional:
 		case g.cg != nil:
 			if err := commitCheckConsumer(g, req, offsets); err != nil {
 				cb(err, nil)

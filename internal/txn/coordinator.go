@@ -67,8 +67,9 @@ type MarkerWriter interface {
 // OffsetCommitter makes a committed transaction's offsets the group's committed offsets; the
 // broker wires it to the group coordinator.
 type OffsetCommitter interface {
-	// CommitTxnOffsets commits pg's offsets and calls cb once they are durable.
-	CommitTxnOffsets(pg PendingGroup, cb func(error))
+	// CommitTxnOffsets commits the offsets pg of the committed transaction id and calls cb
+	// once they are durable.
+	CommitTxnOffsets(id string, pg PendingGroup, cb func(error))
 }
 
 // Config configures the transaction coordinator.
@@ -331,7 +332,7 @@ func (c *Coordinator) runMarkers(shard int32, job markerJob) {
 		for _, pg := range job.offsets {
 			if !c.retry(func() error {
 				ch := make(chan error, 1)
-				c.offsets.CommitTxnOffsets(pg, func(err error) { ch <- err })
+				c.offsets.CommitTxnOffsets(job.id, pg, func(err error) { ch <- err })
 				return <-ch
 			}, "offset commit", job.id, maxOffsetCommitAttempts) {
 				return

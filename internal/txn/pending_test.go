@@ -16,7 +16,7 @@ type recordingOffsets struct {
 	got []PendingGroup
 }
 
-func (r *recordingOffsets) CommitTxnOffsets(pg PendingGroup, cb func(error)) {
+func (r *recordingOffsets) CommitTxnOffsets(_ string, pg PendingGroup, cb func(error)) {
 	r.mu.Lock()
 	r.got = append(r.got, pg)
 	r.mu.Unlock()

@@ -70,3 +70,21 @@ func (c *Coordinator) ForgetRemotePending(group, id string) {
 		}
 	}
 }
+
+// RemotePendingCovers reports whether id was noted (NoteRemotePending) as holding offsets of
+// every one of tps for group: offsets this broker checked against the group and passed on.
+func (c *Coordinator) RemotePendingCovers(group, id string, tps []TopicPartition) bool {
+	r := &c.remote
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	noted := r.mu.byGroup[group][id]
+	if noted == nil {
+		return false
+	}
+	for _, tp := range tps {
+		if !noted[tp] {
+			return false
+		}
+	}
+	return true
+}

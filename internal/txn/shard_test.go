@@ -45,7 +45,7 @@ func (f *fakeMarkers) WriteMarker(tp TopicPartition, pid int64, epoch int16, com
 
 type fakeOffsets struct{}
 
-func (fakeOffsets) CommitTxnOffsets(PendingGroup, func(error)) {}
+func (fakeOffsets) CommitTxnOffsets(string, PendingGroup, func(error)) {}
 
 // harness runs shard operations synchronously, applying their records and Done at once.
 type harness struct {

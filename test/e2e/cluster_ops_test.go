@@ -295,6 +295,49 @@ func TestClusterOperations(t *testing.T) {
 			t.Fatalf("no batch came from follower %d in the consumer's rack (leader %d): %v", follower, p.Leader, served.nodes)
 		}
 	})
+
+	t.Run("transaction offsets committed through another broker outlive their member", func(t *testing.T) {
+		// A group and a transactional id coordinated by different brokers: the offsets are
+		// checked by the group's broker, kept by the transaction's, and sent back at commit.
+		const topic = "outlive-in"
+		if _, err := adm.CreateTopic(ctx, 1, 3, nil, topic); err != nil {
+			t.Fatal(err)
+		}
+		var group, txnID string
+		for i := 0; i < 100 && group == ""; i++ {
+			g, x := fmt.Sprintf("outlive-g-%d", i), fmt.Sprintf("outlive-tx-%d", i)
+			gc, tc := adm.FindGroupCoordinators(ctx, g), adm.FindTxnCoordinators(ctx, x)
+			if gc.Ok() && tc.Ok() && gc[g].NodeID != tc[x].NodeID {
+				group, txnID = g, x
+			}
+		}
+		if group == "" {
+			t.Fatal("no group and transactional id with different coordinators")
+		}
+		member := client(t, c.Addrs()[0], all, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
+		var id string
+		var gen int32
+		waitFor(t, "the member to join", 20*time.Second, func() bool {
+			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			member.PollFetches(pctx)
+			cancel()
+			id, gen = member.GroupMetadata()
+			return gen > 0
+		})
+		cl := client(t, c.Addrs()[0], all)
+		x := newRawTxn(t, ctx, cl, txnID, group, topic)
+		x.commitOffsetAs(ctx, 11, id, gen)
+		member.Close()
+		x.end(ctx, true)
+		waitFor(t, "the transaction's offset to be committed", 15*time.Second, func() bool {
+			offs, err := adm.FetchOffsets(ctx, group)
+			if err != nil {
+				return false
+			}
+			o, ok := offs.Lookup(topic, 0)
+			return ok && o.Err == nil && o.At == 11
+		})
+	})
 }
 
 // fetchedFrom counts the batches a consumer read from each broker.

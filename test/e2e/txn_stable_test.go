@@ -100,8 +100,15 @@ func newRawTxn(t *testing.T, ctx context.Context, cl *kgo.Client, id, group, top
 	}
 }
 
-// commitOffset adds the group to the transaction and commits offset for topic/0 in it.
+// commitOffset adds the group to the transaction and commits offset for topic/0 in it, from
+// outside any generation.
 func (x *rawTxn) commitOffset(ctx context.Context, offset int64) {
+	x.t.Helper()
+	x.commitOffsetAs(ctx, offset, "", -1)
+}
+
+// commitOffsetAs is commitOffset by the group's member of that generation (KIP-447).
+func (x *rawTxn) commitOffsetAs(ctx context.Context, offset int64, member string, generation int32) {
 	x.t.Helper()
 	add := kmsg.NewPtrAddOffsetsToTxnRequest()
 	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = x.id, x.pid, x.epoch, x.group
@@ -123,7 +130,7 @@ func (x *rawTxn) commitOffset(ctx context.Context, offset int64) {
 	}
 	req := kmsg.NewPtrTxnOffsetCommitRequest()
 	req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = x.id, x.group, x.pid, x.epoch
-	req.Generation = -1
+	req.Generation, req.MemberID = generation, member
 	rt := kmsg.NewTxnOffsetCommitRequestTopic()
 	rt.Topic = x.topic
 	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
@@ -220,4 +227,41 @@ func TestTxnOffsetFetchRequireStable(t *testing.T) {
 	x.end(ctx, false)
 	expect("aborted", true, 9, nil)
 	expect("aborted", false, 9, nil)
+}
+
+// TestTxnOffsetsOutliveTheirMember: offsets a member commits in a transaction become the
+// group's when the transaction commits, even if the member left the group in between (an
+// application that ends its last transaction and closes at once). Its TxnOffsetCommit was
+// checked against the group when it arrived; the commit is not checked again, as Kafka's
+// transaction marker is not.
+func TestTxnOffsetsOutliveTheirMember(t *testing.T) {
+	b := testkit.StartBroker(t, txnBrokerConfig(nil))
+	const topic, group = "leave-in", "leave-g"
+	createTopic(t, b.Addr, topic, 1, nil)
+	ctx := ctxT(t)
+	member := client(t, b.Addr, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
+	var id string
+	var gen int32
+	waitFor(t, "the member to join", 20*time.Second, func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		member.PollFetches(pctx)
+		cancel()
+		id, gen = member.GroupMetadata()
+		return gen > 0
+	})
+	cl := client(t, b.Addr)
+	x := newRawTxn(t, ctx, cl, "leave-tx", group, topic)
+	x.commitOffsetAs(ctx, 7, id, gen)
+	member.Close() // leaves the group: its member id is unknown from now on
+	x.end(ctx, true)
+
+	adm := kadm.NewClient(cl)
+	waitFor(t, "the transaction's offset to be committed", 15*time.Second, func() bool {
+		offs, err := adm.FetchOffsets(ctx, group)
+		if err != nil {
+			return false
+		}
+		o, ok := offs.Lookup(topic, 0)
+		return ok && o.Err == nil && o.At == 7
+	})
 }
