@@ -481,22 +481,13 @@ func (f *memFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
-	f.fs.mu.Lock()
-	defer f.fs.mu.Unlock()
-	if err := f.checkLocked("write", true); err != nil {
-		return 0, err
-	}
-	if off < 0 {
-		return 0, pathErr("write", f.name, syscall.EINVAL)
-	}
-	f.n.writeAtLocked(p, off)
-	return len(p), nil
-}
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) { return f.writeAt(p, off, false) }
 
 // WriteDirectAt is WriteAt followed by what a direct write may leave after p: zeros up to
 // the next multiple of DirectBlock, so that tests see the padding the log must cope with.
-func (f *memFile) WriteDirectAt(p []byte, off int64) (int, error) {
+func (f *memFile) WriteDirectAt(p []byte, off int64) (int, error) { return f.writeAt(p, off, true) }
+
+func (f *memFile) writeAt(p []byte, off int64, pad bool) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.checkLocked("write", true); err != nil {
@@ -507,8 +498,8 @@ func (f *memFile) WriteDirectAt(p []byte, off int64) (int, error) {
 	}
 	f.n.writeAtLocked(p, off)
 	end := off + int64(len(p))
-	if pad := -end & (DirectBlock - 1); pad > 0 {
-		f.n.writeAtLocked(make([]byte, pad), end)
+	if n := -end & (DirectBlock - 1); pad && n > 0 {
+		f.n.writeAtLocked(make([]byte, n), end)
 	}
 	return len(p), nil
 }

@@ -314,29 +314,9 @@ func TestClusterOperations(t *testing.T) {
 		if group == "" {
 			t.Fatal("no group and transactional id with different coordinators")
 		}
-		member := client(t, c.Addrs()[0], all, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
-		var id string
-		var gen int32
-		waitFor(t, "the member to join", 20*time.Second, func() bool {
-			pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-			member.PollFetches(pctx)
-			cancel()
-			id, gen = member.GroupMetadata()
-			return gen > 0
-		})
 		cl := client(t, c.Addrs()[0], all)
-		x := newRawTxn(t, ctx, cl, txnID, group, topic)
-		x.commitOffsetAs(ctx, 11, id, gen)
-		member.Close()
-		x.end(ctx, true)
-		waitFor(t, "the transaction's offset to be committed", 15*time.Second, func() bool {
-			offs, err := adm.FetchOffsets(ctx, group)
-			if err != nil {
-				return false
-			}
-			o, ok := offs.Lookup(topic, 0)
-			return ok && o.Err == nil && o.At == 11
-		})
+		commitThenLeave(t, ctx, cl, txnID, group, topic, 11, all)
+		waitCommitted(t, ctx, adm, group, topic, 11)
 	})
 }
 

@@ -239,29 +239,44 @@ func TestTxnOffsetsOutliveTheirMember(t *testing.T) {
 	const topic, group = "leave-in", "leave-g"
 	createTopic(t, b.Addr, topic, 1, nil)
 	ctx := ctxT(t)
-	member := client(t, b.Addr, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
-	var id string
+	cl := client(t, b.Addr)
+	commitThenLeave(t, ctx, cl, "leave-tx", group, topic, 7, kgo.SeedBrokers(b.Addr))
+	waitCommitted(t, ctx, kadm.NewClient(cl), group, topic, 7)
+}
+
+// commitThenLeave joins group as a member, commits offset for topic/0 in transaction id as
+// that member, has the member leave the group, and then commits the transaction.
+func commitThenLeave(t *testing.T, ctx context.Context, cl *kgo.Client, id, group, topic string, offset int64, seeds kgo.Opt) {
+	t.Helper()
+	member, err := kgo.NewClient(seeds, kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	var memberID string
 	var gen int32
 	waitFor(t, "the member to join", 20*time.Second, func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 		member.PollFetches(pctx)
 		cancel()
-		id, gen = member.GroupMetadata()
+		memberID, gen = member.GroupMetadata()
 		return gen > 0
 	})
-	cl := client(t, b.Addr)
-	x := newRawTxn(t, ctx, cl, "leave-tx", group, topic)
-	x.commitOffsetAs(ctx, 7, id, gen)
+	x := newRawTxn(t, ctx, cl, id, group, topic)
+	x.commitOffsetAs(ctx, offset, memberID, gen)
 	member.Close() // leaves the group: its member id is unknown from now on
 	x.end(ctx, true)
+}
 
-	adm := kadm.NewClient(cl)
+// waitCommitted waits until group's committed offset for topic/0 is offset.
+func waitCommitted(t *testing.T, ctx context.Context, adm *kadm.Client, group, topic string, offset int64) {
+	t.Helper()
 	waitFor(t, "the transaction's offset to be committed", 15*time.Second, func() bool {
 		offs, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
 		}
 		o, ok := offs.Lookup(topic, 0)
-		return ok && o.Err == nil && o.At == 7
+		return ok && o.Err == nil && o.At == offset
 	})
 }
