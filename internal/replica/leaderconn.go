@@ -103,8 +103,10 @@ func (c *leaderConn) roundTrip(ctx context.Context, req kmsg.Request, wait time.
 	if err := c.conn.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	// A cancelled context ends a request held by the leader at once.
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(time.Unix(1, 0)) })
+	// A cancelled context ends a request held by the leader at once. The callback may run
+	// after this request returned and close cleared c.conn: it holds its own reference.
+	conn := c.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	c.corr++

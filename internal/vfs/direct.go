@@ -45,6 +45,21 @@ func (d *directState) forget() {
 	d.mu.Unlock()
 }
 
+// end drops the remembered block and closes the O_DIRECT descriptor (the next direct write
+// opens it again): a truncated file is usually done with appends — a sealed segment — and
+// must not hold a second descriptor for the rest of its life.
+func (d *directState) end() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.tailOK = false
+	if d.fd == nil {
+		return nil
+	}
+	err := d.fd.Close()
+	d.fd = nil
+	return err
+}
+
 func (d *directState) close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -64,12 +79,17 @@ func (d *directState) write(f *os.File, p []byte, off int64) (int, error) {
 	defer d.mu.Unlock()
 	if !d.refused && d.fd == nil {
 		fd, err := openDirect(f)
-		if err != nil {
-			d.refused = true // tmpfs and some others: the page cache it is
+		switch {
+		case err == nil:
+			d.fd = fd
+		case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE), errors.Is(err, syscall.ENOMEM):
+			// Out of descriptors or memory for now: this write goes through the page
+			// cache, the next one tries again.
+		default:
+			d.refused = true // tmpfs and some others refuse O_DIRECT: the page cache it is
 		}
-		d.fd = fd
 	}
-	if d.refused {
+	if d.fd == nil { // refused, or the open failed for now (out of descriptors): plain write
 		d.tailOK = false
 		return f.WriteAt(p, off)
 	}

@@ -92,8 +92,11 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 	return f.File.WriteAt(p, off)
 }
 
+// Truncate also closes the O_DIRECT descriptor, if any (directState.end).
 func (f *osFile) Truncate(size int64) error {
-	f.direct.forget()
+	if err := f.direct.end(); err != nil {
+		return err
+	}
 	return f.File.Truncate(size)
 }
 

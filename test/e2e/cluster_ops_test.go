@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/testkit"
 )
@@ -315,6 +316,25 @@ func TestClusterOperations(t *testing.T) {
 			t.Fatal("no group and transactional id with different coordinators")
 		}
 		cl := client(t, c.Addrs()[0], all)
+		// Sent by a client straight to the transaction's coordinator, which does not
+		// coordinate the group, a member's TxnOffsetCommit is refused: nobody checked it.
+		direct := kmsg.NewPtrTxnOffsetCommitRequest()
+		direct.TransactionalID, direct.Group, direct.ProducerID, direct.ProducerEpoch = txnID, group, 1, 0
+		direct.Generation, direct.MemberID = 5, "not-a-member"
+		dt := kmsg.NewTxnOffsetCommitRequestTopic()
+		dt.Topic = topic
+		dp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		dp.Offset = 3
+		dt.Partitions = append(dt.Partitions, dp)
+		direct.Topics = append(direct.Topics, dt)
+		tc := adm.FindTxnCoordinators(ctx, txnID)[txnID].NodeID
+		dresp, err := direct.RequestWith(ctx, cl.Broker(int(tc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := dresp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotCoordinator.Code {
+			t.Fatalf("TxnOffsetCommit straight to the transaction's coordinator: error %v, want NOT_COORDINATOR", kerr.ErrorForCode(code))
+		}
 		commitThenLeave(t, ctx, cl, txnID, group, topic, 11, all)
 		waitCommitted(t, ctx, adm, group, topic, 11)
 	})
