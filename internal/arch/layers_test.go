@@ -13,7 +13,7 @@ const module = "github.com/poste-io/poste"
 // layer of every package under internal/; imports may only go to lower layers. Client-side
 // packages (layer -1) may import no broker package at all.
 var layers = map[string]int{
-	"internal/config": 1, "internal/record": 1, "internal/vfs": 1,
+	"internal/config": 1, "internal/record": 1, "internal/vfs": 1, "internal/wire": 1,
 	"internal/log": 2, "internal/metadata": 2,
 	"internal/partition": 3, "internal/controller": 3,
 	"internal/replica": 4, "internal/coord": 4,

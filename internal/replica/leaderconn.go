@@ -6,11 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/poste-io/poste/internal/wire"
 )
 
 // leaderConn is a fetcher's connection to its leader. Requests are encoded with kmsg at the
@@ -114,20 +115,13 @@ func (c *leaderConn) roundTrip(ctx context.Context, req kmsg.Request, wait time.
 	if _, err := c.conn.Write(c.out); err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	var size [4]byte
-	if _, err := io.ReadFull(c.r, size[:]); err != nil {
+	body, err := wire.ReadFrame(c.r, c.in, maxResponse)
+	c.in = body[:0]
+	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	n := int32(binary.BigEndian.Uint32(size[:]))
-	if n < 4 || n > maxResponse {
-		return nil, fmt.Errorf("response of %d bytes from %s", n, c.addr)
-	}
-	if cap(c.in) < int(n) {
-		c.in = make([]byte, n)
-	}
-	body := c.in[:n]
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return nil, ctxErr(ctx, err)
+	if len(body) < 4 {
+		return nil, fmt.Errorf("response of %d bytes from %s", len(body), c.addr)
 	}
 	if corr := int32(binary.BigEndian.Uint32(body)); corr != c.corr {
 		return nil, fmt.Errorf("response for correlation id %d from %s, want %d", corr, c.addr, c.corr)
@@ -137,38 +131,16 @@ func (c *leaderConn) roundTrip(ctx context.Context, req kmsg.Request, wait time.
 	resp.SetVersion(req.GetVersion())
 	if resp.IsFlexible() && req.Key() != kmsg.ApiVersions.Int16() {
 		// The response header's tagged fields (ApiVersions keeps header v0).
-		var err error
-		if body, err = skipTags(body); err != nil {
+		n, err := wire.SkipTags(body)
+		if err != nil {
 			return nil, fmt.Errorf("response header from %s: %w", c.addr, err)
 		}
+		body = body[n:]
 	}
 	if err := resp.ReadFrom(body); err != nil {
 		return nil, fmt.Errorf("decoding %T from %s: %w", resp, c.addr, err)
 	}
 	return resp, nil
-}
-
-var errTags = errors.New("truncated tagged fields")
-
-// skipTags returns b after the tagged fields at its start.
-func skipTags(b []byte) ([]byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, errTags
-	}
-	b = b[k:]
-	for ; n > 0; n-- {
-		if _, k = binary.Uvarint(b); k <= 0 {
-			return nil, errTags
-		}
-		b = b[k:]
-		size, k := binary.Uvarint(b)
-		if k <= 0 || size > uint64(len(b)-k) {
-			return nil, errTags
-		}
-		b = b[k+int(size):]
-	}
-	return b, nil
 }
 
 // ctxErr prefers the context's error to the deadline error its cancellation caused.

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/poste-io/poste/internal/api"
+
+	"github.com/poste-io/poste/internal/wire"
 )
 
 // maxKeptReadBuffer bounds the read buffer a connection keeps between requests; a larger
@@ -91,7 +93,7 @@ func (c *conn) readLoop() {
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var buf []byte
 	for {
-		frame, err := readFrame(br, buf, c.s.cfg.MaxRequestBytes)
+		frame, err := wire.ReadFrame(br, buf, c.s.cfg.MaxRequestBytes)
 		if err != nil {
 			switch {
 			case c.stopping(), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):

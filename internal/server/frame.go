@@ -4,42 +4,19 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/poste-io/poste/internal/wire"
 )
 
 // Errors of the framing layer. Each one closes the connection that produced it.
 var (
-	errFrameSize    = errors.New("frame size out of bounds")
+	errFrameSize    = wire.ErrFrameSize
 	errShortHeader  = errors.New("request header truncated")
 	errUnknownKey   = errors.New("unknown api key")
-	errBadTaggedFld = errors.New("malformed tagged fields in request header")
+	errBadTaggedFld = wire.ErrTags
 )
-
-// readFrame reads one size-prefixed frame into buf, growing it only after the size has been
-// checked against max, so a hostile length never allocates. It returns the frame's bytes.
-func readFrame(r io.Reader, buf []byte, max int32) ([]byte, error) {
-	var sz [4]byte
-	if _, err := io.ReadFull(r, sz[:]); err != nil {
-		return buf, err
-	}
-	n := int32(binary.BigEndian.Uint32(sz[:]))
-	if n < 0 || n > max {
-		return buf, fmt.Errorf("%w: %d bytes (socket.request.max.bytes is %d)", errFrameSize, n, max)
-	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return buf, err
-	}
-	return buf, nil
-}
 
 // requestHeader is the decoded request header (v0–v2).
 type requestHeader struct {
@@ -80,7 +57,7 @@ func parseHeader(b []byte) (requestHeader, error) {
 		p += int(l)
 	}
 	if h.flexible {
-		n, err := skipTaggedFields(b[p:])
+		n, err := wire.SkipTags(b[p:])
 		if err != nil {
 			return h, err
 		}
@@ -88,26 +65,4 @@ func parseHeader(b []byte) (requestHeader, error) {
 	}
 	h.bodyOffset = p
 	return h, nil
-}
-
-// skipTaggedFields skips a tagged-field section and returns its length in bytes.
-func skipTaggedFields(b []byte) (int, error) {
-	count, n := binary.Uvarint(b)
-	if n <= 0 || count > uint64(len(b)) {
-		return 0, errBadTaggedFld
-	}
-	p := n
-	for i := uint64(0); i < count; i++ {
-		_, n = binary.Uvarint(b[p:]) // tag
-		if n <= 0 {
-			return 0, errBadTaggedFld
-		}
-		p += n
-		size, n := binary.Uvarint(b[p:])
-		if n <= 0 || size > uint64(len(b)-p-n) {
-			return 0, errBadTaggedFld
-		}
-		p += n + int(size)
-	}
-	return p, nil
 }

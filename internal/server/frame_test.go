@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/poste-io/poste/internal/wire"
 )
 
 func frameOf(body []byte) []byte {
@@ -34,7 +36,7 @@ func TestReadFrame(t *testing.T) {
 		{"eof", nil, 100, io.EOF, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := readFrame(bytes.NewReader(tc.in), nil, tc.max)
+			got, err := wire.ReadFrame(bytes.NewReader(tc.in), nil, tc.max)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err %v, want %v", err, tc.wantErr)
 			}
@@ -50,7 +52,7 @@ func TestReadFrameRefusesBeforeAllocating(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := 0; i < 10; i++ {
-		if _, err := readFrame(bytes.NewReader([]byte{0x7f, 0xff, 0xff, 0xff}), nil, 1<<20); !errors.Is(err, errFrameSize) {
+		if _, err := wire.ReadFrame(bytes.NewReader([]byte{0x7f, 0xff, 0xff, 0xff}), nil, 1<<20); !errors.Is(err, errFrameSize) {
 			t.Fatal(err)
 		}
 	}
@@ -106,7 +108,7 @@ func FuzzReadFrame(f *testing.F) {
 			max = -max
 		}
 		max %= 1 << 20
-		got, err := readFrame(bytes.NewReader(in), nil, max)
+		got, err := wire.ReadFrame(bytes.NewReader(in), nil, max)
 		if err != nil {
 			return
 		}
