@@ -21,15 +21,6 @@ import (
 
 func init() { register(8, 0, 9, handleOffsetCommit) }
 
-// TagTxnOffsetsOf is a tagged field of OffsetCommit (v8+) that only Poste's brokers send to
-// each other: the transactional id of a committed transaction whose coordinator, on another
-// broker, completes its offsets for a group coordinated here. This broker checked the member
-// and generation when it passed the TxnOffsetCommit on (txn.NoteRemotePending); such offsets
-// are committed whatever the group's members did since, as Kafka's transaction marker does.
-// Offsets this broker did not pass on (a restart forgot them, or anyone else sends the tag)
-// are checked like any commit.
-const TagTxnOffsetsOf uint32 = 0x50_0001
-
 func handleOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.OffsetCommitRequest)
 	cr := group.CommitRequest{Group: r.Group, Generation: r.Generation, MemberID: r.MemberID}
@@ -74,12 +65,12 @@ func handleOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Respons
 	if len(offsets) == 0 {
 		return resp, nil
 	}
-	if id, ok := txnOffsetsOf(req.Version, r); ok && h.Txns != nil {
+	if id, ok := peerTag(&r.UnknownTags, TagTxnOffsetsOf); ok && h.Txns != nil {
 		tps := make([]txn.TopicPartition, len(offsets))
 		for i, o := range offsets {
 			tps[i] = txn.TopicPartition{Topic: o.Topic, Partition: o.Partition}
 		}
-		cr.Transactional = h.Txns.RemotePendingCovers(r.Group, id, tps)
+		cr.Transactional = h.Txns.RemotePendingCovers(r.Group, string(id), tps)
 	}
 	type answer struct {
 		err  error
@@ -100,17 +91,4 @@ func handleOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Respons
 		}
 		return resp
 	}), nil
-}
-
-// txnOffsetsOf returns the transactional id a request carries in TagTxnOffsetsOf.
-func txnOffsetsOf(version int16, r *kmsg.OffsetCommitRequest) (id string, ok bool) {
-	if version < 8 {
-		return "", false
-	}
-	r.UnknownTags.Each(func(k uint32, v []byte) {
-		if k == TagTxnOffsetsOf {
-			id, ok = string(v), true
-		}
-	})
-	return id, ok
 }

@@ -19,21 +19,6 @@ import (
 
 func init() { register(28, 0, 5, handleTxnOffsetCommit) }
 
-// TagCheckedByPeer is a tagged field of TxnOffsetCommit (v3+) that only Poste's brokers send
-// to each other: the group's coordinator checked the member and generation of the offsets it
-// passes on to the transaction's coordinator. Without it, a transaction's coordinator that
-// does not coordinate the group answers NOT_COORDINATOR, as Kafka's brokers do.
-const TagCheckedByPeer uint32 = 0x50_0002
-
-// checkedByPeer reports whether r carries TagCheckedByPeer.
-func checkedByPeer(version int16, r *kmsg.TxnOffsetCommitRequest) (found bool) {
-	if version < 3 {
-		return false
-	}
-	r.UnknownTags.Each(func(k uint32, _ []byte) { found = found || k == TagCheckedByPeer })
-	return found
-}
-
 func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Response, error) {
 	r := req.Body.(*kmsg.TxnOffsetCommitRequest)
 	answer := func(code int16) Response {
@@ -81,7 +66,7 @@ func handleTxnOffsetCommit(ctx context.Context, h *Handlers, req *Request) (Resp
 	if gp, ok := h.Groups.PartitionFor(r.Group); ok && !localGroup {
 		_, _, localGroup, _ = h.leaderOf(group.OffsetsTopic, gp)
 	}
-	if pg.Generation >= 0 && !localGroup && localTxn && !checkedByPeer(req.Version, r) {
+	if pg.Generation >= 0 && !localGroup && localTxn && !hasPeerTag(&r.UnknownTags, TagCheckedByPeer) {
 		// Sent here by a client, not passed on by the group's coordinator: nobody checked
 		// the member. As Kafka, only the group's coordinator takes it; the client finds it
 		// again and retries there.
